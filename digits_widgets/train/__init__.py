@@ -1,0 +1,1 @@
+"""Training: DIGITS' solver options, the loop, resume, and the thread / torchrun launchers."""

@@ -1,0 +1,34 @@
+# Two entry points, both of which set everything up first:
+#   make tutorials   open the tutorial notebooks in JupyterLab (jobs in ./digits-jobs)
+#   make test        run the whole test suite (Python, TypeScript, browser tests)
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup tutorials test bench clean
+
+$(STAMP): pyproject.toml package.json package-lock.json
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -e '.[test]'
+	npm ci --no-audit --no-fund
+	npm run build
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+tutorials: $(STAMP)
+	DIGITS_JOBS_DIR=$${DIGITS_JOBS_DIR:-$(CURDIR)/digits-jobs} $(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) notebooks/
+
+test: $(STAMP)
+	npm run typecheck
+	npm test
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_data.py
+	$(BIN)/python bench/bench_train.py
+
+clean:
+	rm -rf $(VENV) node_modules digits_widgets/static build

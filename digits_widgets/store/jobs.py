@@ -1,0 +1,429 @@
+"""Jobs on disk: one directory per job, ``job.json`` as the single source of truth.
+
+Widgets, the training thread and torchrun workers all meet here. A job object in memory is a view of
+its directory; the thread that runs a job appends events to in-memory queues (for the UI pump) and
+writes what must survive a restart to ``job.json`` (atomically) and to its log file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import shutil
+import socket
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .._version import __version__ as version
+from ..errors import DigitsError, JobError
+
+INITIALIZED, WAITING, RUNNING, DONE, ABORTED, ERROR = (
+    "Initialized", "Waiting", "Running", "Done", "Aborted", "Error")
+STATUSES = (INITIALIZED, WAITING, RUNNING, DONE, ABORTED, ERROR)
+ACTIVE = frozenset({INITIALIZED, WAITING, RUNNING})
+JOB_FILE = "job.json"
+_PROGRESS_SAVE_INTERVAL = 1.0   # seconds between job.json writes for progress alone
+_EVENT_INTERVAL = 0.1           # seconds between progress events (the UI pump draws ~5/s)
+
+
+class JobAborted(DigitsError):
+    """Raised inside a job's worker when the user asked it to stop."""
+
+
+def jobs_dir() -> Path:
+    """``$DIGITS_JOBS_DIR`` or ``./digits-jobs``, read at each call so tests and notebooks can switch."""
+    return Path(os.environ.get("DIGITS_JOBS_DIR") or "digits-jobs").expanduser().resolve()
+
+
+def new_job_id() -> str:
+    """DIGITS' id format, ``YYYYmmdd-HHMMSS-xxxx``: sortable by creation time, unique by its 4 hex digits."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write to a temporary file in the same folder and rename it over ``path``: readers never see half."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1, default=_json_default)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Job:
+    """A job directory. Subclasses (datasets, models) add views over the files their kind writes."""
+
+    kind = "job"
+    _registry: dict[str, type["Job"]] = {}
+    _live: dict[str, "Job"] = {}
+    _live_lock = threading.Lock()
+
+    def __init__(self, directory: Path, record: dict):
+        self.dir = Path(directory)
+        self.record = record
+        self.kind = record.get("kind", self.kind)  # what disk says, even before its class is imported
+        self._lock = threading.RLock()
+        self._subscribers: list[queue.SimpleQueue] = []
+        self._abort = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.exception: BaseException | None = None
+        self._last_progress_save = 0.0
+        self._last_progress_event = 0.0
+        self._progress_start: tuple[float, int] | None = None
+
+    # ---- kinds -------------------------------------------------------------------------------
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            Job._registry[cls.kind] = cls
+
+    # ---- identity ------------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.record["id"]
+
+    @property
+    def name(self) -> str:
+        return self.record["name"]
+
+    @property
+    def type(self) -> str:
+        """The sub-kind: 'classification', 'processing', 'gradients', ... for datasets."""
+        return self.record.get("type", "")
+
+    @property
+    def params(self) -> dict:
+        return self.record.get("params", {})
+
+    @property
+    def info(self) -> dict:
+        """What the job found or produced (counts, shapes, paths), filled in while it runs."""
+        return self.record.setdefault("info", {})
+
+    @property
+    def parents(self) -> list[str]:
+        return self.record.get("parents", [])
+
+    @property
+    def created(self) -> float:
+        return self.record["created"]
+
+    def path(self, *parts: str) -> Path:
+        return self.dir.joinpath(*parts)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id} {self.name!r} {self.status}>"
+
+    # ---- status --------------------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        status = self.record["status_history"][-1][0]
+        if status in ACTIVE and not self.is_owned_here() and not self._owner_alive():
+            return ABORTED  # its process died (kernel restart, kill): what it left is incomplete
+        return status
+
+    @property
+    def status_history(self) -> list[tuple[str, float]]:
+        return [tuple(s) for s in self.record["status_history"]]
+
+    @property
+    def error(self) -> str | None:
+        return self.record.get("error")
+
+    @property
+    def progress(self) -> dict:
+        return self.record.get("progress", {})
+
+    def is_running(self) -> bool:
+        return self.status in ACTIVE
+
+    def is_owned_here(self) -> bool:
+        """True when a thread of this process runs the job."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def _owner_alive(self) -> bool:
+        owner = self.record.get("owner") or {}
+        if not owner:
+            return True  # nobody claimed it yet (just created)
+        if owner.get("host") != socket.gethostname():
+            return True  # cannot tell from here; trust the file
+        return _pid_alive(int(owner.get("pid", -1)))
+
+    def set_status(self, status: str, error: str | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        with self._lock:
+            self.record["status_history"].append([status, time.time()])
+            if error is not None:
+                self.record["error"] = error
+            if status in ACTIVE:
+                self.record["owner"] = {"pid": os.getpid(), "host": socket.gethostname()}
+            self.save()
+        self.emit({"type": "status", "status": status, "error": error})
+
+    # ---- persistence --------------------------------------------------------------------------
+    def save(self) -> None:
+        with self._lock:
+            write_json_atomic(self.path(JOB_FILE), self.record)
+
+    def reload(self) -> "Job":
+        """Re-read job.json (for jobs another process writes, e.g. under torchrun)."""
+        with self._lock:
+            self.record = _read_record(self.dir)
+        return self
+
+    def update_info(self, **values: Any) -> None:
+        with self._lock:
+            self.info.update(values)
+            self.save()
+
+    # ---- events for the UI pump -----------------------------------------------------------------
+    def subscribe(self) -> queue.SimpleQueue:
+        """A queue that receives every event emitted from now on (thread-safe, never blocks the worker)."""
+        q: queue.SimpleQueue = queue.SimpleQueue()
+        with self._lock:
+            self._subscribers.append(q)
+        return q
+
+    def unsubscribe(self, q: queue.SimpleQueue) -> None:
+        with self._lock:
+            if q in self._subscribers:
+                self._subscribers.remove(q)
+
+    def emit(self, event: dict) -> None:
+        event.setdefault("job", self.id)
+        event.setdefault("time", time.time())
+        for q in list(self._subscribers):
+            q.put(event)
+
+    def log(self, line: str, filename: str = "job.log") -> None:
+        """Append a line to the job's log file and send it to subscribers."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with self._lock, open(self.path(filename), "a") as f:
+            f.write(f"{stamp} {line}\n")
+        self.emit({"type": "log", "line": line})
+
+    def report_progress(self, done: int, total: int, stage: str = "") -> None:
+        """Record done/total with rate and ETA; written to job.json at most once a second."""
+        now = time.time()
+        if self._progress_start is None or done < self._progress_start[1]:
+            self._progress_start = (now, done)
+        t0, d0 = self._progress_start
+        rate = (done - d0) / (now - t0) if now > t0 and done > d0 else 0.0
+        eta = (total - done) / rate if rate > 0 and total >= done else None
+        progress = {"done": done, "total": total, "rate": rate, "eta": eta, "stage": stage}
+        with self._lock:
+            self.record["progress"] = progress
+            final = total > 0 and done >= total
+            if final or now - self._last_progress_save >= _PROGRESS_SAVE_INTERVAL:
+                self._last_progress_save = now
+                self.save()
+        if final or now - self._last_progress_event >= _EVENT_INTERVAL:
+            self._last_progress_event = now
+            self.emit({"type": "progress", **progress})
+
+    # ---- running -------------------------------------------------------------------------------
+    def start(self, work: Callable[["Job"], None], on_failure: Callable[["Job"], None] | None = None) -> "Job":
+        """Run ``work(job)`` in a daemon thread: Running → Done, Aborted (JobAborted) or Error.
+
+        ``on_failure`` runs before the final status is written, so whatever it removes (partial
+        databases) is gone by the time anyone sees Error or Aborted.
+        """
+        with Job._live_lock:
+            Job._live[str(self.dir.resolve())] = self
+        self._abort.clear()
+        self.set_status(WAITING)
+        self._thread = threading.Thread(target=self._run, args=(work, on_failure),
+                                        name=f"digits-job-{self.id}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self, work: Callable[["Job"], None], on_failure: Callable[["Job"], None] | None) -> None:
+        try:
+            self.set_status(RUNNING)
+            work(self)
+        except JobAborted:
+            self._finish_failed(on_failure, ABORTED, None)
+        except BaseException as exc:  # noqa: BLE001 - every failure must end the job in Error
+            self.exception = exc
+            message = str(exc) if isinstance(exc, DigitsError) else f"{type(exc).__name__}: {exc}"
+            try:
+                self.log("ERROR " + traceback.format_exc().rstrip())
+            except OSError:
+                pass
+            self._finish_failed(on_failure, ERROR, message)
+        else:
+            self.set_status(DONE)
+
+    def _finish_failed(self, on_failure: Callable[["Job"], None] | None, status: str,
+                       message: str | None) -> None:
+        if on_failure is not None:
+            try:
+                on_failure(self)
+            except Exception as cleanup_exc:  # noqa: BLE001 - report, but keep the original error
+                message = f"{message or status}\n(cleanup also failed: {cleanup_exc})"
+        self.set_status(status, error=message)
+
+    def abort(self) -> None:
+        """Ask the worker to stop at its next check; returns at once."""
+        self._abort.set()
+
+    def check_abort(self) -> None:
+        """Called by workers between units of work."""
+        if self._abort.is_set():
+            raise JobAborted(f"Job {self.id} was aborted")
+
+    @property
+    def abort_requested(self) -> bool:
+        return self._abort.is_set()
+
+    def wait(self, timeout: float | None = None, raise_on_error: bool = True) -> str:
+        """Block until the job ends (or ``timeout`` passes); re-raise its error when it failed."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        else:
+            deadline = None if timeout is None else time.time() + timeout
+            while self.reload().is_running() and (deadline is None or time.time() < deadline):
+                time.sleep(0.2)
+        status = self.status
+        if raise_on_error and status == ERROR:
+            if self.exception is not None:
+                raise self.exception
+            raise JobError(f"Job {self.id} ({self.name}) failed: {self.error}")
+        return status
+
+
+# ---- the store ---------------------------------------------------------------------------------
+def _read_record(directory: Path) -> dict:
+    try:
+        with open(Path(directory) / JOB_FILE) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise JobError(f"No job at {directory} (no {JOB_FILE})") from None
+    except json.JSONDecodeError as exc:
+        raise JobError(f"{Path(directory) / JOB_FILE} is not valid JSON: {exc}") from None
+
+
+def create_job(kind: str, type_: str, name: str, params: dict | None = None,
+               parents: list[str] | None = None, root: Path | None = None) -> Job:
+    """Make a new job directory with its job.json (status Initialized)."""
+    if not name or not str(name).strip():
+        raise JobError("A job needs a name")
+    root = Path(root) if root is not None else jobs_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    while True:
+        job_id = new_job_id()
+        directory = root / job_id
+        try:
+            directory.mkdir()
+            break
+        except FileExistsError:
+            continue
+    record = {
+        "id": job_id, "kind": kind, "type": type_, "name": str(name), "params": params or {},
+        "parents": list(parents or []), "created": time.time(),
+        "status_history": [[INITIALIZED, time.time()]], "error": None, "info": {},
+        "versions": {"digits_widgets": version},
+    }
+    cls = Job._registry.get(kind, Job)
+    job = cls(directory, record)
+    job.save()
+    return job
+
+
+def load_job(directory: Path) -> Job:
+    """The live object when this process runs the job, else a fresh view of its directory."""
+    key = str(Path(directory).resolve())
+    with Job._live_lock:
+        live = Job._live.get(key)
+    if live is not None:
+        return live
+    record = _read_record(directory)
+    return Job._registry.get(record.get("kind", ""), Job)(Path(directory), record)
+
+
+def iter_jobs(root: Path | None = None) -> Iterator[Job]:
+    root = Path(root) if root is not None else jobs_dir()
+    if not root.is_dir():
+        return
+    for child in sorted(root.iterdir()):
+        if (child / JOB_FILE).is_file():
+            try:
+                yield load_job(child)
+            except JobError:
+                continue  # a half-deleted or foreign directory is not a job
+
+
+def list_jobs(kind: str | None = None, root: Path | None = None) -> list[Job]:
+    """All jobs on disk, oldest first."""
+    found = [j for j in iter_jobs(root) if kind is None or j.kind == kind]
+    return sorted(found, key=lambda j: (j.created, j.id))
+
+
+def find_job(id_or_name: "str | Job", kind: str | None = None, root: Path | None = None) -> Job:
+    """A job by id, by unique name, or by the path of its directory."""
+    if isinstance(id_or_name, Job):
+        return id_or_name
+    key = str(id_or_name)
+    root = Path(root) if root is not None else jobs_dir()
+    candidates = [Path(key)] if os.sep in key else []
+    candidates.append(root / key)
+    for cand in candidates:
+        if (cand / JOB_FILE).is_file():
+            job = load_job(cand)
+            if kind is None or job.kind == kind:
+                return job
+    named = [j for j in iter_jobs(root) if j.name == key and (kind is None or j.kind == kind)]
+    if len(named) == 1:
+        return named[0]
+    what = kind or "job"
+    if len(named) > 1:
+        ids = ", ".join(j.id for j in named)
+        raise JobError(f"Several {what}s are named {key!r} ({ids}): use the id")
+    raise JobError(f"No {what} with id or name {key!r} in {root}")
+
+
+def dependents(job: Job, root: Path | None = None) -> list[Job]:
+    """Jobs that name ``job`` as a parent (models trained on a dataset, fine-tunes of a model)."""
+    return [j for j in iter_jobs(root) if job.id in j.parents]
+
+
+def delete_job(id_or_name: "str | Job", root: Path | None = None, timeout: float = 30.0) -> None:
+    """Delete a job directory; refused, with their names, while other jobs depend on it."""
+    job = find_job(id_or_name, root=root)
+    users = dependents(job, root)
+    if users:
+        names = ", ".join(f'"{u.name}" ({u.id})' for u in users)
+        n = len(users)
+        noun = "model" if all(u.kind == "model" for u in users) else "job"
+        raise JobError(f'Cannot delete "{job.name}" because {n} {noun}{"s" if n > 1 else ""} '
+                       f'depend{"" if n > 1 else "s"} on it: {names}')
+    if job.is_owned_here():
+        job.abort()
+        job.wait(timeout, raise_on_error=False)
+    with Job._live_lock:
+        Job._live.pop(str(job.dir.resolve()), None)
+    shutil.rmtree(job.dir)

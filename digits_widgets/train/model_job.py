@@ -1,0 +1,127 @@
+"""A model job as seen from disk: its options, network text, metrics, snapshots; resume, pause, abort."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..data.dataset import DatasetJob
+from ..errors import JobError
+from ..store.jobs import ACTIVE, Job, find_job
+from . import records
+from .options import TrainOptions
+
+CONTROL = "control"   # files the kernel writes to steer a torchrun job: control/abort, control/pause
+
+
+class ModelJob(Job):
+    kind = "model"
+
+    def __init__(self, directory: Path, record: dict):
+        super().__init__(directory, record)
+        self.network_object = None   # a network passed as a Python object (not text), kept for resume
+        self.process = None          # the torchrun process, when this kernel started one
+
+    @property
+    def options(self) -> TrainOptions:
+        return TrainOptions.from_dict(self.params.get("options", {}))
+
+    @property
+    def dataset(self) -> DatasetJob:
+        return find_job(self.parents[0], kind="dataset")
+
+    def network_source(self) -> str:
+        return self.path("network.py").read_text()
+
+    # ---- what training produced ------------------------------------------------------------------
+    def metrics(self, phase: str | None = None) -> list[dict]:
+        """Every metrics record (``phase`` 'train' or 'val' to filter), as written to metrics.jsonl."""
+        rows = records.read_metrics(self.path(records.METRICS))
+        return [r for r in rows if phase is None or r.get("phase") == phase]
+
+    def snapshots(self) -> list[tuple[float, Path]]:
+        return records.list_snapshots(self.dir)
+
+    def snapshot_path(self, snapshot: "str | float | int | None" = None) -> Path:
+        """A snapshot file: None/'last' → the latest, 'best' → lowest val loss, a number → that epoch."""
+        snaps = self.snapshots()
+        if snapshot in (None, "last"):
+            if not snaps:
+                raise JobError(f"Model {self.name!r} has no snapshot yet")
+            return snaps[-1][1]
+        if snapshot == "best":
+            best = self.path(records.SNAPSHOTS, "best.pt")
+            if not best.exists():
+                raise JobError(f"Model {self.name!r} kept no best snapshot (keep_best=False or no validation)")
+            return best
+        for epoch, path in snaps:
+            if abs(epoch - float(snapshot)) < 1e-9:
+                return path
+        have = ", ".join(f"{e:g}" for e, _ in snaps) or "none"
+        raise JobError(f"Pretrained_model for the selected epoch doesn't exist: epoch {snapshot} "
+                       f"(snapshots: {have})")
+
+    # ---- steering --------------------------------------------------------------------------------
+    def _control(self, name: str, on: bool) -> None:
+        p = self.path(CONTROL, name)
+        if on:
+            p.parent.mkdir(exist_ok=True)
+            p.touch()
+        else:
+            p.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        """Stop at the next batch; the last checkpoint stays, so ``resume()`` can go on from it."""
+        super().abort()
+        self._control("abort", True)
+
+    def pause(self) -> None:
+        self._pause_flag(True)
+
+    def unpause(self) -> None:
+        self._pause_flag(False)
+
+    def _pause_flag(self, on: bool) -> None:
+        self._control("pause", on)
+        self.emit({"type": "paused", "paused": on})
+
+    @property
+    def paused(self) -> bool:
+        return self.path(CONTROL, "pause").exists()
+
+    def resume(self, network=None, **changes) -> "ModelJob":
+        """Continue from checkpoint.pt (after an abort, a crash or a kernel restart), exactly."""
+        from .launch import start
+        if self.is_running() and self.status != "Initialized":
+            raise JobError(f"Model {self.name!r} is still {self.status}")
+        if network is not None:
+            self.network_object = network
+        if changes:
+            opts = self.options.to_dict()
+            opts.update(changes)
+            self.record["params"]["options"] = TrainOptions.from_dict(opts).to_dict()
+            self.save()
+        return start(self, resume=self.path(records.CHECKPOINT).exists())
+
+    # ---- text status -----------------------------------------------------------------------------
+    def status_line(self) -> str:
+        parts = [f"Model {self.name!r} ({self.id}) {self.status}"]
+        p = self.progress
+        if p.get("total"):
+            parts.append(f"{p.get('stage', '')} step {p['done']}/{p['total']}")
+            if p.get("eta") and self.status in ACTIVE:
+                parts.append(f"ETA {time.strftime('%H:%M:%S', time.gmtime(p['eta']))}")
+        rows = self.metrics()
+        train = [r for r in rows if r["phase"] == "train"]
+        val = [r for r in rows if r["phase"] == "val"]
+        if train:
+            parts.append(f"loss {train[-1]['loss']:.4g}")
+        if val:
+            parts.append(f"val loss {val[-1]['loss']:.4g}")
+            if "accuracy" in val[-1]:
+                parts.append(f"val accuracy {100 * val[-1]['accuracy']:.2f}%")
+        if self.error:
+            parts.append(f"\n{self.error}")
+        return " | ".join(parts[:1] + [" ".join(parts[1:])]) if len(parts) > 1 else parts[0]
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(self.status_line())

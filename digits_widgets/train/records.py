@@ -1,0 +1,107 @@
+"""What a training run leaves on disk: metrics.jsonl, snapshots, checkpoint.pt, TensorBoard events.
+
+Every write that another reader depends on goes to a temporary file renamed into place, and every
+file loads back with ``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from ..store.jobs import Job
+
+METRICS = "metrics.jsonl"
+CHECKPOINT = "checkpoint.pt"
+SNAPSHOTS = "snapshots"
+_SNAP_RE = re.compile(r"epoch_(\d+(?:\.\d+)?)\.pt$")
+
+
+def atomic_save(obj: object, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+class MetricsLog:
+    """Appends one JSON line per event to metrics.jsonl, tells subscribers, mirrors to TensorBoard."""
+
+    def __init__(self, job: Job, tensorboard: bool = True):
+        self.job = job
+        self._file = open(job.path(METRICS), "a")
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self._tb = SummaryWriter(str(job.path("tb")))
+            except ImportError:  # tensorboard is an optional extra
+                self._tb = None
+
+    def write(self, record: dict) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        self.job.emit({"type": "metric", **record})
+        if self._tb is not None:
+            for key, value in record.items():
+                if key not in ("phase", "step", "epoch", "time") and isinstance(value, (int, float)):
+                    self._tb.add_scalar(f"{record['phase']}/{key}", value, record["step"])
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """Every complete line of a metrics file (a line being written right now is skipped)."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in text.splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Drop what an interrupted run logged after its checkpoint, so a resumed run continues cleanly."""
+    kept = [r for r in read_metrics(path) if r.get("step", 0) <= last_step]
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    os.replace(tmp, path)
+
+
+def snapshot_name(epoch: float) -> str:
+    return f"epoch_{int(epoch):04d}.pt" if float(epoch).is_integer() else f"epoch_{epoch:07.2f}.pt"
+
+
+def list_snapshots(job_dir: Path) -> list[tuple[float, Path]]:
+    """(epoch, path) of every epoch snapshot, oldest first."""
+    found = []
+    for p in (Path(job_dir) / SNAPSHOTS).glob("epoch_*.pt"):
+        m = _SNAP_RE.search(p.name)
+        if m:
+            found.append((float(m.group(1)), p))
+    return sorted(found)
+
+
+def save_snapshot(job_dir: Path, state: dict, epoch: float, keep_last: int | None = None) -> Path:
+    path = Path(job_dir) / SNAPSHOTS / snapshot_name(epoch)
+    atomic_save({"model": state, "epoch": float(epoch)}, path)
+    if keep_last:
+        for _, old in list_snapshots(job_dir)[:-keep_last]:
+            old.unlink(missing_ok=True)
+    return path

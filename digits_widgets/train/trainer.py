@@ -1,0 +1,279 @@
+"""The training loop: one function you can read in one sitting, the same in a thread and under torchrun.
+
+    setup → (resume from checkpoint.pt | validate at epoch 0) → for each epoch: train batches, log the
+    train loss ~8 times, validate every val_interval, snapshot every snapshot_interval, checkpoint
+    → final snapshot.
+
+Rank 0 writes every file; all ranks take the same decisions at the same steps (abort, pause, early
+stop) because those decisions are all-reduced. On CUDA: autocast (bf16, or fp16 with a GradScaler),
+pinned memory and non-blocking copies (in the loader).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+
+from ..data.loader import BatchLoader, SplitData, Transform, mean_tensor
+from ..errors import NetworkError, TrainingError
+from ..nets import build_network
+from ..store.jobs import JobAborted
+from . import records
+from .model_job import ModelJob
+from .pretrained import load_pretrained
+from .solver import iterations_per_epoch, make_optimizer, make_scheduler
+
+
+@dataclass
+class Control:
+    """Abort and pause requests, read from the job (thread) or its control files (torchrun)."""
+    job: ModelJob
+    rank: int = 0
+    world: int = 1
+
+    def _flags(self) -> tuple[bool, bool]:
+        return (self.job.abort_requested or self.job.path("control", "abort").exists(), self.job.paused)
+
+    def check(self, device: torch.device) -> None:
+        """Raise JobAborted on every rank together; wait here while paused."""
+        while True:
+            aborted, paused = self._flags() if self.rank == 0 else (False, False)
+            if self.world > 1:
+                t = torch.tensor([float(aborted), float(paused)], device=device)
+                dist.broadcast(t, 0)
+                aborted, paused = bool(t[0]), bool(t[1])
+            if aborted:
+                raise JobAborted(f"Model {self.job.name!r} was aborted")
+            if not paused:
+                return
+            time.sleep(0.2)
+
+
+@dataclass
+class Averager:
+    """Sums of the loss and summaries over a window; all-reduced across ranks when distributed."""
+    sums: dict = field(default_factory=dict)
+    count: int = 0
+
+    def add(self, values: dict, n: int) -> None:
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v) * n
+        self.count += n
+
+    def result(self, world: int, device: torch.device) -> dict:
+        keys = sorted(self.sums)
+        t = torch.tensor([self.sums[k] for k in keys] + [float(self.count)], dtype=torch.float64, device=device)
+        if world > 1:
+            dist.all_reduce(t)
+        total = max(t[-1].item(), 1.0)
+        self.sums, self.count = {}, 0
+        return {k: t[i].item() / total for i, k in enumerate(keys)}
+
+
+def pick_device(choice: str, local_rank: int = 0) -> torch.device:
+    if choice == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if choice.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError(f"device={choice!r} but CUDA is not available here: use device='cpu' or 'auto'")
+    return torch.device(choice)
+
+
+def _scalars(out) -> dict:
+    values = {"loss": out.loss.detach()}
+    values.update({k: v.detach() for k, v in out.metrics.items()})
+    return values
+
+
+def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: int = 0,
+                 resume: bool = False) -> None:
+    opts = job.options
+    main = rank == 0
+    device = pick_device(opts.device, local_rank)
+    seed = opts.seed if opts.seed is not None else 0
+    torch.manual_seed(seed)
+    control = Control(job, rank, world)
+
+    # ---- data --------------------------------------------------------------------------------
+    ds = job.dataset.require_done()
+    train_data = SplitData(ds.db_path("train"), ds.db_path("train", "labels"), ds.task)
+    val_data = (SplitData(ds.db_path("val"), ds.db_path("val", "labels"), ds.task)
+                if ds.count("val") and opts.val_interval > 0 else None)
+    mean = mean_tensor(ds.mean() if opts.mean != "none" else None, opts.mean, train_data.shape)
+
+    # ---- network -----------------------------------------------------------------------------
+    definition = job.network_object if job.network_object is not None else job.network_source()
+    nclasses = ds.nclasses or (ds.info.get("nclasses", 0) if ds.task == "segmentation" else 0)
+    crop_guess = opts.crop
+    params = {"ngpus": torch.cuda.device_count() if device.type == "cuda" else 0, **opts.params}
+    c, h, w = train_data.shape
+    net = build_network(definition, (c, crop_guess or h, crop_guess or w), nclasses, params, name=job.name)
+    crop = opts.crop or net.crop_len
+    if crop and not opts.crop and crop != crop_guess:   # the network asked for a crop: rebuild at that size
+        net = build_network(definition, (c, crop, crop), nclasses, params, name=job.name)
+    transform = Transform(mean, crop, opts.augmentation())
+    batch = opts.batch_size or net.train_batch_size or 16
+    val_batch = opts.val_batch_size or net.validation_batch_size or batch
+    if batch % world:
+        raise TrainingError(f"batch_size {batch} must be divisible by the number of processes ({world})")
+    train_loader = BatchLoader(train_data, batch // world, transform, train=opts.shuffle, seed=seed,
+                               device=device, rank=rank, world_size=world)
+    val_loader = (BatchLoader(val_data, max(1, val_batch // world), transform, train=False, seed=seed,
+                              device=device, rank=rank, world_size=world)
+                  if val_data is not None else None)
+
+    model = net.module.to(device)
+    if opts.pretrained:
+        report = load_pretrained(model, opts.pretrained)
+        if main:
+            job.log(report, "train.log")
+        if net.fine_tune_hook is not None:
+            model.inner = net.fine_tune_hook(model.inner).to(device)
+    _first_batch_check(model, train_loader, net.style)
+    if opts.freeze:
+        frozen = []
+        for pname, p in model.named_parameters():
+            if re.search(opts.freeze, pname):
+                p.requires_grad_(False)
+                frozen.append(pname)
+        if main:
+            job.log(f"Frozen {len(frozen)} parameter tensors matching {opts.freeze!r}: {', '.join(frozen)}", "train.log")
+    ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if world > 1 else model
+
+    # ---- solver ------------------------------------------------------------------------------
+    steps_per_epoch = iterations_per_epoch(train_loader.samples, batch // world, opts.batch_accumulation)
+    total_steps = steps_per_epoch * opts.epochs
+    optimizer = make_optimizer(model.parameters(), opts.solver, opts.lr, momentum=opts.momentum,
+                               weight_decay=opts.weight_decay, rms_decay=opts.rms_decay)
+    scheduler = make_scheduler(optimizer, opts.lr_policy(), total_steps)
+    use_amp = opts.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    autocast = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if use_amp else contextlib.nullcontext
+    log_every = max(1, min(math.ceil(len(train_loader) / 8), math.ceil(5000 / batch)))
+    val_every = max(1, round(opts.val_interval * steps_per_epoch)) if val_loader else 0
+    snap_every = max(1, round(opts.snapshot_interval * steps_per_epoch)) if opts.snapshot_interval > 0 else 0
+
+    step, start_epoch, best_val, stale = 0, 0, math.inf, 0
+    log = records.MetricsLog(job, opts.tensorboard) if main else None
+    if resume:
+        ck = records.load(job.path(records.CHECKPOINT), map_location=device)
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        scheduler.load_state_dict(ck["scheduler"])
+        scaler.load_state_dict(ck["scaler"])
+        step, start_epoch, best_val, stale = ck["step"], ck["epoch"], ck["best_val"], ck["stale"]
+        torch.set_rng_state(ck["rng"].cpu())
+        if main:
+            records.truncate_metrics(job.path(records.METRICS), step)
+            job.log(f"Resumed from checkpoint at epoch {start_epoch} (step {step})", "train.log")
+
+    def validate(epoch: float) -> float:
+        ddp.eval()
+        avg = Averager()
+        with torch.no_grad(), autocast():
+            for x, y in val_loader:
+                avg.add(_scalars(ddp(x, y)), len(x))
+        ddp.train()
+        result = avg.result(world, device)
+        if main:
+            log.write({"phase": "val", "epoch": epoch, "step": step, **result, "time": time.time()})
+        return result["loss"]
+
+    try:
+        if main:
+            job.log(f"Training {opts.epochs} epochs of {steps_per_epoch} steps, batch {batch} on {device} "
+                    f"x{world}, {train_data.__len__()} train samples "
+                    f"({'in memory' if train_data.in_memory else 'streamed'})", "train.log")
+        if val_loader is not None and not resume:
+            validate(0.0)
+        ddp.train()
+        for epoch in range(start_epoch, opts.epochs):
+            train_loader.set_epoch(epoch)
+            avg, seen, t0 = Averager(), 0, time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            for i, (x, y) in enumerate(train_loader):
+                stepping = (i + 1) % opts.batch_accumulation == 0 or i + 1 == len(train_loader)
+                sync = contextlib.nullcontext() if stepping or world == 1 else ddp.no_sync()
+                with sync:
+                    with autocast():
+                        out = ddp(x, y)
+                    loss = out.loss
+                    scaler.scale(loss / opts.batch_accumulation).backward()
+                avg.add(_scalars(out), len(x))
+                seen += len(x)
+                if not stepping:
+                    continue
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+                step += 1
+                if step % log_every == 0 or stepping and i + 1 == len(train_loader):
+                    result = avg.result(world, device)
+                    if not math.isfinite(result["loss"]):
+                        raise TrainingError(f"Model diverged with loss = {result['loss']} : Try decreasing your "
+                                            f"learning rate (now {opts.lr:g})")
+                    rate = seen * world / max(time.perf_counter() - t0, 1e-9)
+                    if main:
+                        log.write({"phase": "train", "epoch": step / steps_per_epoch, "step": step, **result,
+                                   "lr": optimizer.param_groups[0]["lr"], "samples_per_s": rate, "time": time.time()})
+                        job.report_progress(step, total_steps, f"epoch {epoch + 1}/{opts.epochs}")
+                    control.check(device)
+                if val_every and step % val_every == 0:
+                    val_loss = validate(step / steps_per_epoch)
+                    if val_loss < best_val:
+                        best_val, stale = val_loss, 0
+                        if main and opts.keep_best:
+                            records.atomic_save({"model": model.state_dict(), "epoch": step / steps_per_epoch,
+                                                 "val_loss": val_loss}, job.path(records.SNAPSHOTS, "best.pt"))
+                    else:
+                        stale += 1
+                if main and snap_every and step % snap_every == 0:
+                    records.save_snapshot(job.dir, model.state_dict(), step / steps_per_epoch, opts.keep_last)
+            if main:  # ranks were seeded alike and draw alike, so rank 0's RNG state serves them all
+                records.atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                                     "epoch": epoch + 1, "step": step, "best_val": best_val, "stale": stale,
+                                     "rng": torch.get_rng_state()}, job.path(records.CHECKPOINT))
+            if opts.early_stopping and stale >= opts.early_stopping:
+                if main:
+                    job.log(f"Early stopping: val loss has not improved for {stale} validations "
+                            f"(best {best_val:.6g})", "train.log")
+                break
+        if main:
+            snaps, final = records.list_snapshots(job.dir), step / steps_per_epoch
+            if not snaps or snaps[-1][0] < final - 1e-9:  # the last epoch always has a snapshot
+                records.save_snapshot(job.dir, model.state_dict(), final, opts.keep_last)
+            job.report_progress(total_steps, total_steps, "done")
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _first_batch_check(model, loader: BatchLoader, style: str) -> None:
+    """One batch through the network and the loss before training, so a mismatch names the shapes."""
+    x, y = next(iter(loader))
+    try:
+        with torch.no_grad():
+            out = model(x, y)
+    except NetworkError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported with the dataset's shapes
+        from ..nets.source import format_user_traceback
+        yshape = tuple(y.shape) if y is not None else None
+        raise NetworkError(f"The network does not fit the dataset: input batch {tuple(x.shape)} (N, C, H, W), "
+                           f"labels {yshape}; it failed with {type(exc).__name__}: {exc}",
+                           format_user_traceback(exc)) from None
+    if out.loss is None:
+        raise NetworkError("The network returned no loss for a labelled batch: define `loss`")
+    if style != "tower" and y is not None and y.is_floating_point() and out.output.shape != y.shape:
+        raise NetworkError(f"The network's output has shape {tuple(out.output.shape)} but the labels have shape "
+                           f"{tuple(y.shape)} (input batch {tuple(x.shape)}): change the last layer so they match")
+    if not torch.isfinite(out.loss).all():
+        raise TrainingError("The loss of the first batch is not finite: check the network and the data")

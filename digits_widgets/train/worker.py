@@ -1,0 +1,58 @@
+"""The torchrun entry point: ``torchrun ... -m digits_widgets.train.worker JOB_DIR [--resume]``.
+
+Every rank runs the same trainer with DistributedDataParallel (gloo on CPU, NCCL on CUDA); rank 0 alone
+writes the job's files and status, so the kernel can follow the job through its directory.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import traceback
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from ..errors import DigitsError
+from ..store.jobs import ABORTED, DONE, ERROR, RUNNING, JobAborted, load_job
+from .trainer import run_training
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("job_dir")
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(backend, timeout=timedelta(minutes=10))
+    rank, world = dist.get_rank(), dist.get_world_size()
+    job = load_job(args.job_dir)
+    main_rank = rank == 0
+    if main_rank:
+        job.set_status(RUNNING)
+        job.log(f"torchrun worker: {world} processes, backend {backend}", "train.log")
+    code = 0
+    try:
+        run_training(job, rank=rank, world=world, local_rank=local_rank, resume=args.resume)
+        if main_rank:
+            job.set_status(DONE)
+    except JobAborted:
+        if main_rank:
+            job.set_status(ABORTED)
+    except BaseException as exc:  # noqa: BLE001 - the job must end in Error with the reason
+        code = 1
+        if main_rank:
+            message = str(exc) if isinstance(exc, DigitsError) else f"{type(exc).__name__}: {exc}"
+            job.log("ERROR " + traceback.format_exc().rstrip(), "train.log")
+            job.set_status(ERROR, error=message)
+    finally:
+        dist.destroy_process_group()
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

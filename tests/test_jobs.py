@@ -1,0 +1,131 @@
+"""The job store: ids, atomic job.json, status history, reopening from disk, deletion rules."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+
+import pytest
+
+import digits_widgets as dw
+from digits_widgets.errors import JobError
+from digits_widgets.store import jobs as J
+
+
+def test_ids_dirs_and_job_json(jobs_root):
+    job = J.create_job("dataset", "gradients", "grads", {"train_count": 10})
+    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{4}", job.id)
+    assert job.dir == jobs_root / job.id
+    rec = json.loads((job.dir / "job.json").read_text())
+    assert rec["kind"] == "dataset" and rec["name"] == "grads" and rec["params"] == {"train_count": 10}
+    assert rec["status_history"][0][0] == "Initialized"
+    assert not list(job.dir.glob(".*.tmp")), "no temporary file left behind"
+
+
+def test_default_dir_is_digits_jobs_in_cwd(tmp_path, monkeypatch):
+    monkeypatch.delenv("DIGITS_JOBS_DIR")
+    monkeypatch.chdir(tmp_path)
+    assert J.jobs_dir() == tmp_path / "digits-jobs"
+
+
+def test_status_history_and_reopen_after_restart(jobs_root):
+    job = J.create_job("dataset", "gradients", "grads")
+    gate = threading.Event()
+    job.start(lambda j: gate.wait(5))
+    assert job.status in ("Waiting", "Running")
+    gate.set()
+    assert job.wait(5) == "Done"
+    # a "restarted kernel": forget the live object and read the directory again
+    J.Job._live.clear()
+    again = dw.job(job.id)
+    assert again is not job and isinstance(again, dw.DatasetJob)
+    assert [s for s, _ in again.status_history] == ["Initialized", "Waiting", "Running", "Done"]
+    times = [t for _, t in again.status_history]
+    assert times == sorted(times)
+    assert dw.job("grads").id == job.id
+
+
+def test_error_is_recorded_and_reraised(jobs_root):
+    job = J.create_job("dataset", "gradients", "bad")
+    cleaned = []
+
+    def work(j):
+        raise dw.DatasetError("Folder does not exist: /nowhere", field="folder")
+
+    job.start(work, on_failure=lambda j: cleaned.append(j.status))
+    with pytest.raises(dw.DatasetError, match="/nowhere"):
+        job.wait(5)
+    assert job.status == "Error" and "Folder does not exist: /nowhere" in job.error
+    assert cleaned == ["Running"], "cleanup runs before the final status is written"
+    assert "Folder does not exist" in (job.dir / "job.log").read_text()
+    J.Job._live.clear()
+    reopened = dw.job(job.id)
+    assert reopened.status == "Error" and "/nowhere" in reopened.error
+    with pytest.raises(JobError, match="/nowhere"):
+        reopened.wait(1)
+
+
+def test_abort_stops_the_worker(jobs_root):
+    job = J.create_job("dataset", "gradients", "long")
+    steps = []
+
+    def work(j):
+        for i in range(1000):
+            j.check_abort()
+            steps.append(i)
+            time.sleep(0.005)
+
+    job.start(work)
+    while not steps:
+        time.sleep(0.005)
+    job.abort()
+    assert job.wait(5) == "Aborted"
+    assert len(steps) < 1000
+
+
+def test_progress_events_and_rate(jobs_root):
+    job = J.create_job("dataset", "gradients", "p")
+    q = job.subscribe()
+    job.report_progress(0, 100, "train")
+    time.sleep(0.02)
+    job.report_progress(100, 100, "train")
+    events = []
+    while not q.empty():
+        events.append(q.get())
+    prog = [e for e in events if e["type"] == "progress"]
+    assert prog[-1]["done"] == 100 and prog[-1]["total"] == 100 and prog[-1]["rate"] > 0
+    assert json.loads((job.dir / "job.json").read_text())["progress"]["done"] == 100
+
+
+def test_running_job_of_a_dead_process_reads_as_aborted(jobs_root):
+    job = J.create_job("dataset", "gradients", "orphan")
+    job.record["status_history"].append(["Running", time.time()])
+    job.record["owner"] = {"pid": 2 ** 22 + 12345, "host": os.uname().nodename}
+    job.save()
+    J.Job._live.clear()
+    assert dw.job(job.id).status == "Aborted"
+
+
+def test_listing_and_delete_rules(jobs_root):
+    ds = J.create_job("dataset", "gradients", "data")
+    model = J.create_job("model", "regression", "net", parents=[ds.id])
+    assert [j.id for j in dw.jobs()] == [ds.id, model.id]
+    assert [j.id for j in dw.jobs("dataset")] == [ds.id]
+    with pytest.raises(JobError, match=r'Cannot delete "data" because 1 model depends on it: "net"'):
+        dw.delete(ds.id)
+    assert ds.dir.exists()
+    dw.delete(model.id)
+    dw.delete("data")
+    assert dw.jobs() == []
+    with pytest.raises(JobError, match="No job"):
+        dw.job("data")
+
+
+def test_ambiguous_name_asks_for_the_id(jobs_root):
+    a = J.create_job("dataset", "gradients", "same")
+    b = J.create_job("dataset", "gradients", "same")
+    with pytest.raises(JobError, match="Several"):
+        dw.job("same")
+    assert dw.job(b.id).id == b.id and dw.job(a.id).id == a.id

@@ -13,9 +13,19 @@ from .errors import (DatasetError, DatumError, DbError, DigitsError, ImageError,
                      OptionError, TrainingError)
 from .store.jobs import jobs_dir
 from .store.lmdb_db import open_db, read_mean
+from .train.launch import train
+from .train.model_job import ModelJob
+from .train.options import TrainOptions
+from .train.solver import lr_curve
 
 __all__ = [
     "__version__", "jobs", "job", "delete", "datasets", "generate_triangles", "DatasetJob", "jobs_dir",
     "open_db", "read_mean", "DigitsError", "DatasetError", "DatumError", "DbError", "ImageError",
-    "JobError", "NetworkError", "OptionError", "TrainingError",
+    "JobError", "NetworkError", "OptionError", "TrainingError", "train", "ModelJob", "TrainOptions",
+    "lr_curve",
 ]
+
+
+def load_ipython_extension(ipython):  # %load_ext digits_widgets
+    from .magic import load_ipython_extension as _load
+    _load(ipython)

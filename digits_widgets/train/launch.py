@@ -46,8 +46,8 @@ def train(dataset: "str | DatasetJob", network, name: str | None = None, *, star
     a torch7-style function, an ``nn.Module`` or an ``(nn.Module, loss)`` pair. ``options``: see
     ``TrainOptions`` (DIGITS' names and defaults).
     """
-    ds = find_job(dataset, kind="dataset")
     opts = TrainOptions(**options)
+    ds = find_job(dataset, kind="dataset")
     text, obj = _network_text(network)
     if obj is not None and opts.use_torchrun:
         raise OptionError("torchrun runs the network in other processes: give it as source text", field="launcher")

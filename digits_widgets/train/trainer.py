@@ -21,7 +21,7 @@ import torch.distributed as dist
 
 from ..data.loader import BatchLoader, SplitData, Transform, mean_tensor
 from ..errors import NetworkError, TrainingError
-from ..nets import build_network
+from ..nets.network import build_network
 from ..store.jobs import JobAborted
 from . import records
 from .model_job import ModelJob
@@ -136,7 +136,7 @@ def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: in
     _first_batch_check(model, train_loader, net.style)
     if opts.freeze:
         frozen = []
-        for pname, p in model.named_parameters():
+        for pname, p in model.inner.named_parameters():  # the user's own names, as in snapshots
             if re.search(opts.freeze, pname):
                 p.requires_grad_(False)
                 frozen.append(pname)
@@ -160,7 +160,6 @@ def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: in
     snap_every = max(1, round(opts.snapshot_interval * steps_per_epoch)) if opts.snapshot_interval > 0 else 0
 
     step, start_epoch, best_val, stale = 0, 0, math.inf, 0
-    log = records.MetricsLog(job, opts.tensorboard) if main else None
     if resume:
         ck = records.load(job.path(records.CHECKPOINT), map_location=device)
         model.load_state_dict(ck["model"])
@@ -172,6 +171,7 @@ def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: in
         if main:
             records.truncate_metrics(job.path(records.METRICS), step)
             job.log(f"Resumed from checkpoint at epoch {start_epoch} (step {step})", "train.log")
+    log = records.MetricsLog(job, opts.tensorboard) if main else None  # after the truncation above
 
     def validate(epoch: float) -> float:
         ddp.eval()
@@ -209,6 +209,7 @@ def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: in
                 seen += len(x)
                 if not stepping:
                     continue
+                lr = optimizer.param_groups[0]["lr"]  # the rate this step used
                 scaler.step(optimizer)
                 scaler.update()
                 optimizer.zero_grad(set_to_none=True)
@@ -222,7 +223,7 @@ def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: in
                     rate = seen * world / max(time.perf_counter() - t0, 1e-9)
                     if main:
                         log.write({"phase": "train", "epoch": step / steps_per_epoch, "step": step, **result,
-                                   "lr": optimizer.param_groups[0]["lr"], "samples_per_s": rate, "time": time.time()})
+                                   "lr": lr, "samples_per_s": rate, "time": time.time()})
                         job.report_progress(step, total_steps, f"epoch {epoch + 1}/{opts.epochs}")
                     control.check(device)
                 if val_every and step % val_every == 0:
@@ -267,8 +268,13 @@ def _first_batch_check(model, loader: BatchLoader, style: str) -> None:
     except Exception as exc:  # noqa: BLE001 - reported with the dataset's shapes
         from ..nets.source import format_user_traceback
         yshape = tuple(y.shape) if y is not None else None
+        try:  # when only the loss failed, the output's shape is the useful clue
+            with torch.no_grad():
+                produced = f", network output {tuple(model.infer(x).shape)}"
+        except Exception:  # noqa: BLE001 - the forward pass itself fails: nothing more to say
+            produced = ""
         raise NetworkError(f"The network does not fit the dataset: input batch {tuple(x.shape)} (N, C, H, W), "
-                           f"labels {yshape}; it failed with {type(exc).__name__}: {exc}",
+                           f"labels {yshape}{produced}; it failed with {type(exc).__name__}: {exc}",
                            format_user_traceback(exc)) from None
     if out.loss is None:
         raise NetworkError("The network returned no loss for a labelled batch: define `loss`")

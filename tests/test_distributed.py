@@ -1,0 +1,81 @@
+"""Real torchrun processes (gloo, CPU): same curve as one process, and a killed job resumes."""
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+import digits_widgets as dw
+from digits_widgets.train.launch import wait_for_metrics
+
+pytestmark = pytest.mark.slow
+
+NET = '''
+class UserModel(Tower):
+    @model_property
+    def inference(self):
+        c, h, w = self.input_shape
+        fc = self.layer("fc", lambda: nn.Linear(c * h * w, 2))
+        return fc(digits.flatten(self.x * 0.004))
+
+    @model_property
+    def loss(self):
+        return digits.mse_loss(self.inference, self.y)
+'''
+
+
+def _kill_everything_running(job) -> None:
+    """SIGKILL torchrun and its workers (a crash, an OOM kill, a pulled plug): no chance to clean up."""
+    me = os.getpid()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if int(pid) != me and str(job.dir).encode() in cmd:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture
+def grads():
+    ds = dw.datasets.gradients("grads", train_count=96, val_count=32, image_size=(8, 8), seed=0)
+    ds.wait(60)
+    return ds
+
+
+def test_two_processes_follow_the_single_process_curve(grads):
+    opts = dict(epochs=3, lr=0.02, solver="sgd", batch_size=16, seed=5, mean="image")
+    single = dw.train(grads, NET, "one", **opts)
+    double = dw.train(grads, NET, "two", launcher="torchrun", nproc=2, **opts)
+    assert single.wait(120) == "Done"
+    assert double.wait(300) == "Done", (double.dir / "torchrun.log").read_text()[-3000:]
+    a, b = single.metrics("val"), double.metrics("val")
+    assert [r["epoch"] for r in a] == [r["epoch"] for r in b] == [0.0, 1.0, 2.0, 3.0]
+    for ra, rb in zip(a, b):
+        assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-3, abs=1e-6)
+    ta, tb = single.metrics("train"), double.metrics("train")
+    assert [r["step"] for r in ta] == [r["step"] for r in tb]
+    for ra, rb in zip(ta, tb):
+        assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-3, abs=1e-6)
+    assert "2 processes, backend gloo" in (double.dir / "train.log").read_text()
+
+
+def test_killed_torchrun_job_resumes_from_its_checkpoint(grads):
+    job = dw.train(grads, NET, "killed", launcher="torchrun", nproc=2, epochs=400, lr=0.001, batch_size=16,
+                   seed=1, snapshot_interval=0)
+    rows = wait_for_metrics(job, 3, "val", timeout=240)
+    assert len(rows) >= 3, (job.dir / "torchrun.log").read_text()[-3000:]
+    _kill_everything_running(job)
+    job.process.wait(30)
+    assert job.wait(60, raise_on_error=False) in ("Aborted", "Error")
+    done_epochs = dw.store.jobs.Job._live.clear() or dw.job(job.id)
+    ck_epoch = __import__("torch").load(job.dir / "checkpoint.pt", weights_only=True)["epoch"]
+    assert ck_epoch >= 2
+    done_epochs.resume(epochs=ck_epoch + 2)
+    assert done_epochs.wait(300) == "Done", (job.dir / "torchrun.log").read_text()[-3000:]
+    val_epochs = [r["epoch"] for r in done_epochs.metrics("val")]
+    assert val_epochs == [float(e) for e in range(ck_epoch + 3)]

@@ -81,6 +81,7 @@ def _run_classification(job: Job, *, folder, train_list, val_list, test_list, la
                                                 0 if test_folder is not None else pct_test, rng)
         for idx in dropped:
             job.log(f"WARNING: Not enough images for category {labels[idx]!r}: skipped", "create.log")
+        labels, split = sources.drop_classes(labels, split, dropped)
         splits.update(split)
         for which, other in (("val", val_folder), ("test", test_folder)):
             if other is not None:

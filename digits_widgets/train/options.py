@@ -65,8 +65,6 @@ class TrainOptions:
             raise OptionError(f"solver must be one of {', '.join(SOLVERS)} (got {self.solver!r})", field="solver")
         if self.policy not in POLICIES:
             raise OptionError(f"policy must be one of {', '.join(POLICIES)} (got {self.policy!r})", field="policy")
-        self.lr_policy()  # checks the policy parameters
-        self.augmentation()
         checks = [("epochs", self.epochs > 0, "greater than 0"),
                   ("lr", self.lr >= 0, "at least 0. If you are getting NaN for your loss, lower it"),
                   ("batch_accumulation", self.batch_accumulation >= 1, "at least 1"),
@@ -83,6 +81,11 @@ class TrainOptions:
         for name, ok, what in checks:
             if not ok:
                 raise OptionError(f"{name} must be {what} (got {getattr(self, name)!r})", field=name)
+        try:
+            self.lr_policy()  # checks the policy parameters, under the solver's own names
+        except OptionError as exc:
+            raise OptionError(str(exc), field={"base_lr": "lr", "name": "policy"}.get(exc.field, exc.field)) from None
+        self.augmentation()
         if self.mean not in ("none", "image", "pixel"):
             raise OptionError(f"mean must be none, image or pixel (got {self.mean!r})", field="mean")
         if self.launcher not in ("auto", "thread", "torchrun"):

@@ -1,0 +1,374 @@
+"""The ``%%digits_model`` cell magic: a network defined in a notebook cell, trained in the background.
+
+    %load_ext digits_widgets
+
+    %%digits_model lenet --dataset mnist --epochs 30 --solver adam
+    class UserModel(Tower):
+        ...
+
+The flags are generated from :class:`~digits_widgets.train.options.TrainOptions`, so every training option
+has one (``batch_size`` → ``--batch-size``) and ``--help`` shows DIGITS' defaults. Before a job is created
+the cell is compiled and, when the dataset is ready, built once on the CPU against the dataset's shape:
+a syntax or shape error shows at once, as the cell's own traceback, and leaves no job behind. This is the
+only module that imports IPython.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import keyword
+import linecache
+import re
+import shlex
+import types
+import typing
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+
+from .errors import JobError, NetworkError, OptionError
+
+if TYPE_CHECKING:
+    from .data.dataset import DatasetJob
+    from .train.model_job import ModelJob
+    from .train.options import TrainOptions
+
+__all__ = ["DigitsMagics", "CellNetworkError", "load_ipython_extension", "parse_arguments", "parser"]
+
+PROG = "%%digits_model"
+
+# What each option means, as the DIGITS "New Model" form says it; the default is appended from TrainOptions.
+_HELP: dict[str, str] = {
+    "epochs": "How many passes through the training data.",
+    "lr": "Base learning rate.",
+    "solver": "Solver type: sgd, nesterov, adagrad, rmsprop, adadelta, adam or adamw.",
+    "policy": "Learning-rate policy: fixed, step, multistep, exp, inv, poly or sigmoid.",
+    "gamma": "Policy gamma (step, multistep, exp, inv, sigmoid); unset: DIGITS' default for the policy.",
+    "step_size": "Step size in percent of training (step, sigmoid); unset: 33 for step, 50 for sigmoid.",
+    "stepvalues": "Comma-separated percents of training for multistep, e.g. 50,85 (unset: 50,85).",
+    "power": "Policy power (inv, poly); unset: 0.5 for inv, 3 for poly.",
+    "batch_size": "Training batch size; unset: the network's own, else 16.",
+    "val_batch_size": "Validation batch size; unset: the training batch size.",
+    "batch_accumulation": "Accumulate gradients over this many batches before each solver step.",
+    "snapshot_interval": "Epochs between snapshots; 0 keeps only the final one.",
+    "val_interval": "Epochs between validations; 0 never validates.",
+    "seed": "Random seed, for repeatable runs; unset: 0.",
+    "mean": "Subtract the mean: none, image or pixel.",
+    "crop": "Crop the images to this square size (random in training, centred in validation).",
+    "flip": "Flip augmentation: none, fliplr, flipud or fliplrud.",
+    "quad_rot": "Quadrilateral rotation augmentation: none, rot90, rot180 or rotall.",
+    "noise": "Gaussian noise augmentation, standard deviation as a fraction of the range.",
+    "hsv": "Hue/saturation/value augmentation.",
+    "hsv_h": "HSV augmentation: hue standard deviation.",
+    "hsv_s": "HSV augmentation: saturation standard deviation.",
+    "hsv_v": "HSV augmentation: value standard deviation.",
+    "momentum": "Momentum (sgd, nesterov, rmsprop).",
+    "weight_decay": "Weight decay; unset: lr / 100, as DIGITS.",
+    "rms_decay": "RMSprop decay.",
+    "shuffle": "Do not shuffle the training data each epoch.",
+    "device": "Device: auto, cpu, cuda or cuda:N.",
+    "gpus": "Number of GPUs; more than 1 trains under torchrun with DistributedDataParallel.",
+    "launcher": "auto (a thread, or torchrun when --gpus/--nproc > 1), thread or torchrun.",
+    "nproc": "torchrun processes; unset: --gpus.",
+    "amp": "Do not use mixed precision on CUDA.",
+    "pretrained": "Pretrained model: a model job id or name, or a snapshot path.",
+    "freeze": "Regular expression of parameter names to freeze, e.g. '^(conv|fc1)'.",
+    "keep_best": "Do not keep snapshots/best.pt (lowest validation loss).",
+    "keep_last": "Keep only the last K epoch snapshots; unset: keep all.",
+    "early_stopping": "Stop after this many validations without a lower loss; unset: never.",
+    "tensorboard": "Do not write TensorBoard events.",
+    "params": "A value for Torch7-style network(params), repeatable; numbers are parsed as int or float.",
+}
+
+_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Solver options", ("epochs", "lr", "solver", "batch_size", "val_batch_size", "batch_accumulation",
+                        "momentum", "weight_decay", "rms_decay", "seed", "shuffle")),
+    ("Learning-rate policy", ("policy", "gamma", "step_size", "stepvalues", "power")),
+    ("Snapshots and validation", ("snapshot_interval", "val_interval", "keep_best", "keep_last",
+                                  "early_stopping", "tensorboard")),
+    ("Data transformations and augmentation", ("mean", "crop", "flip", "quad_rot", "noise", "hsv", "hsv_h",
+                                               "hsv_s", "hsv_v")),
+    ("Hardware", ("device", "gpus", "launcher", "nproc", "amp")),
+    ("Pretrained model and network parameters", ("pretrained", "freeze", "params")),
+)
+
+_METAVARS = {"pretrained": "JOB_OR_PATH", "freeze": "REGEX"}
+
+# OptionError fields raised by the learning-rate policy under its own names, as the flags spell them.
+_FIELD_ALIASES = {"base_lr": "lr", "name": "policy"}
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_INTEGER = re.compile(r"[-+]?\d+")
+
+
+def flag(field: str) -> str:
+    """The command-line spelling of a TrainOptions field."""
+    return "--" + field.replace("_", "-")
+
+
+class _HelpShown(Exception):
+    """argparse printed --help: nothing more to do."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors as IPython UsageErrors instead of exiting the kernel."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if status:
+            raise UsageError(message or f"{self.prog}: error")
+        raise _HelpShown()
+
+
+def _param(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` for Torch7-style params; VALUE becomes an int or float when it reads as one."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if _INTEGER.fullmatch(value.strip()):
+        return key, int(value)
+    if _NUMBER.fullmatch(value.strip()):
+        return key, float(value)
+    return key, value
+
+
+def _stepvalues(text: str) -> tuple[float, ...]:
+    """``50,85`` → (50.0, 85.0); the range is checked by TrainOptions."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}: give comma-separated percents of training, e.g. 50,85") from None
+
+
+def _base_type(hint: Any) -> Any:
+    """The type behind ``X | None`` (a tuple type wins: stepvalues also accepts text)."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    args = [a for a in typing.get_args(hint) if a is not type(None)] if union else [hint]
+    for arg in args:
+        if typing.get_origin(arg) is tuple:
+            return tuple
+    return args[0]
+
+
+def _default_text(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(f"{v:g}" for v in value)
+    return str(value)
+
+
+def _add_option(group: argparse._ArgumentGroup, f: dataclasses.Field, hint: Any) -> None:
+    help_text = _HELP.get(f.name, f"Training option {f.name} (see TrainOptions).").replace("%", "%%")
+    default = f.default if f.default is not dataclasses.MISSING else None
+    kind = _base_type(hint)
+    if f.name == "params":
+        group.add_argument("--param", dest="params", action="append", type=_param, metavar="KEY=VALUE",
+                           default=argparse.SUPPRESS, help=help_text)
+        return
+    if kind is bool:
+        if default:
+            group.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_false",
+                               default=argparse.SUPPRESS, help=help_text)
+        else:
+            group.add_argument(flag(f.name), dest=f.name, action="store_true", default=argparse.SUPPRESS,
+                               help=help_text)
+        return
+    convert = {tuple: _stepvalues, int: int, float: float}.get(kind, str)
+    metavar = {tuple: "P1,P2", int: "N", float: "X"}.get(kind, _METAVARS.get(f.name, f.name.upper()))
+    if default is not None:
+        help_text += f" (default: {_default_text(default)})"
+    group.add_argument(flag(f.name), dest=f.name, type=convert, default=argparse.SUPPRESS,
+                       metavar=metavar, help=help_text)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The magic's argument parser, one flag per TrainOptions field (unset flags keep DIGITS' defaults)."""
+    from .train.options import TrainOptions
+
+    p = _Parser(prog=PROG, allow_abbrev=False, add_help=True,
+                usage="%(prog)s NAME --dataset ID_OR_NAME [options]",
+                description="Define a network in this cell and train it on a dataset in the background. "
+                            "The cell is stored as the job's network.py; the job handle is left in `_` and, "
+                            "when NAME is an identifier, in the variable NAME.")
+    p.add_argument("name", metavar="NAME", help="The model job's name.")
+    p.add_argument("--dataset", required=True, metavar="ID_OR_NAME",
+                   help="The dataset job: its id, its name, or a variable holding a DatasetJob.")
+    p.add_argument("--no-train", dest="no_train", action="store_true",
+                   help="Create the job without starting it (start it later with job.resume()).")
+    hints = typing.get_type_hints(TrainOptions)
+    fields = {f.name: f for f in dataclasses.fields(TrainOptions)}
+    grouped = {name for _, names in _GROUPS for name in names}
+    for title, names in _GROUPS:
+        group = p.add_argument_group(title)
+        for name in names:
+            if name in fields:
+                _add_option(group, fields[name], hints[name])
+    rest = [name for name in fields if name not in grouped]
+    if rest:
+        group = p.add_argument_group("Other options")
+        for name in rest:
+            _add_option(group, fields[name], hints[name])
+    return p
+
+
+def parse_arguments(line: str) -> tuple[str, str, bool, dict[str, Any]]:
+    """(NAME, dataset, no_train, training options given) from the magic's line; UsageError when bad."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"{PROG}: {exc}") from None
+    ns = vars(parser().parse_args(argv))
+    name, dataset, no_train = ns.pop("name"), ns.pop("dataset"), ns.pop("no_train")
+    if "params" in ns:
+        ns["params"] = dict(ns["params"])
+    return name, dataset, no_train, ns
+
+
+def _option_usage_error(exc: OptionError) -> UsageError:
+    field = _FIELD_ALIASES.get(exc.field or "", exc.field)
+    if field == "params":
+        return UsageError(f"{PROG}: --param: {exc}")
+    return UsageError(f"{PROG}: {flag(field)}: {exc}" if field else f"{PROG}: {exc}")
+
+
+def _from_cell_frames(traceback_text: str, name: str) -> list[str]:
+    """The traceback's lines, its first section starting at the cell's first frame: the frames above it
+    (PyTorch's module calls, the Tower machinery) say nothing about the user's mistake."""
+    from .nets.source import source_filename
+
+    lines = traceback_text.rstrip("\n").splitlines()
+    if not lines or not lines[0].startswith("Traceback (most recent call last):"):
+        return lines
+    marker = f'  File "{source_filename(name)}"'
+    for i, line in enumerate(lines[1:], 1):
+        if not line.startswith(" "):  # the exception line: the cell has no frame in this section
+            break
+        if line.startswith(marker):
+            return [lines[0], *lines[i:]]
+    return lines
+
+
+class CellNetworkError(NetworkError):
+    """A network cell that does not compile or build. IPython shows only the message and the cell's own
+    traceback (``_render_traceback_``), never the frames of this module above it."""
+
+    def __init__(self, error: NetworkError, name: str):
+        text, tb = str(error), error.traceback_text
+        self.headline = text[: -len(tb) - 1] if tb and text.endswith("\n" + tb) else text
+        self.cell_name = name
+        super().__init__(self.headline, tb)
+
+    def _render_traceback_(self) -> list[str]:
+        lines = [f"\x1b[0;31mNetworkError\x1b[0m: {self.headline}"]
+        if self.traceback_text:
+            lines += ["", *_from_cell_frames(self.traceback_text, self.cell_name)]
+        return lines
+
+
+def _compile_cell(cell: str, name: str) -> None:
+    """Raise the cell's SyntaxError the way the trainer would report it, with the cell's line numbers."""
+    from .nets.source import network_error, source_filename
+
+    filename = source_filename(name)
+    linecache.cache[filename] = (len(cell), None, cell.splitlines(True), filename)
+    try:
+        compile(cell, filename, "exec")
+    except SyntaxError as exc:
+        raise network_error(f"The network '{name}' has a syntax error", exc) from None
+
+
+def check_network(cell: str, name: str, dataset: "DatasetJob", options: "TrainOptions") -> None:
+    """Compile the cell and, when the dataset is Done, build it once on the CPU at the shape training
+    will use (the trainer's crop rules), so errors show before a job exists. Raises NetworkError."""
+    import torch
+
+    from .nets.network import build_network
+    from .store.jobs import DONE
+
+    _compile_cell(cell, name)
+    if dataset.status != DONE or not dataset.feature_shape:
+        return
+    h, w, c = dataset.feature_shape
+    if options.crop and options.crop > min(h, w):
+        raise OptionError(f"crop size {options.crop} is larger than the dataset's images ({h}x{w})", field="crop")
+    nclasses = dataset.nclasses or (dataset.info.get("nclasses", 0) if dataset.task == "segmentation" else 0)
+    params = {"ngpus": torch.cuda.device_count() if options.device != "cpu" else 0, **options.params}
+    size = options.crop
+    with torch.random.fork_rng(devices=[]):  # building initialises weights: leave the user's RNG alone
+        net = build_network(cell, (c, size or h, size or w), nclasses, params, name)
+        if not size and net.crop_len:
+            build_network(cell, (c, net.crop_len, net.crop_len), nclasses, params, name)
+
+
+@magics_class
+class DigitsMagics(Magics):
+    """The magics ``%load_ext digits_widgets`` registers."""
+
+    @line_cell_magic
+    def digits_model(self, line: str, cell: str | None = None) -> "ModelJob | None":
+        """Define a network in this cell and train it in the background (``%digits_model --help``)."""
+        if cell is None:  # the line form only explains: IPython refuses a cell magic with an empty body
+            if line.split() not in ([], ["--help"], ["-h"]):
+                raise UsageError(f"{PROG} takes the network in the cell: put NAME --dataset ID_OR_NAME on the "
+                                 "%% line and the network below it (%digits_model --help lists the flags)")
+            print(parser().format_help())
+            return None
+        try:
+            name, dataset_ref, no_train, options = parse_arguments(line)
+        except _HelpShown:
+            return None
+        return self.create(name, dataset_ref, cell, options, start=not no_train)
+
+    def _find_dataset(self, ref: str) -> "DatasetJob":
+        """A DatasetJob held in a variable of that name, else the dataset with that id or name."""
+        from .data.dataset import DatasetJob
+        from .store.jobs import find_job
+
+        held = self.shell.user_ns.get(ref) if ref.isidentifier() else None
+        try:
+            ds = held if isinstance(held, DatasetJob) else find_job(ref, kind="dataset")
+            if not ds.is_running():
+                ds.require_done()
+        except JobError as exc:
+            raise UsageError(f"{PROG}: --dataset: {exc}") from None
+        return ds
+
+    def create(self, name: str, dataset_ref: str, cell: str, options: dict[str, Any],
+               start: bool = True) -> "ModelJob":
+        """Check the options and the network, then create (and start) the model job."""
+        from .train.launch import train
+        from .train.options import TrainOptions
+
+        try:
+            opts = TrainOptions(**options)
+        except OptionError as exc:
+            raise _option_usage_error(exc) from None
+        dataset = self._find_dataset(dataset_ref)
+        try:
+            check_network(cell, name, dataset, opts)
+        except OptionError as exc:
+            raise _option_usage_error(exc) from None
+        except NetworkError as exc:
+            raise CellNetworkError(exc, name) from None
+        try:
+            job = train(dataset, cell, name, start=start, **options)
+        except OptionError as exc:
+            raise _option_usage_error(exc) from None
+        if name.isidentifier() and not keyword.iskeyword(name):
+            self.shell.user_ns[name] = job
+        return job
+
+
+def _document() -> None:
+    """``%%digits_model?`` shows the full flag list with DIGITS' defaults."""
+    DigitsMagics.digits_model.__doc__ = parser().format_help()
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext digits_widgets``: register ``%%digits_model``."""
+    _document()
+    ipython.register_magics(DigitsMagics)

@@ -278,7 +278,8 @@ def _first_batch_check(model, loader: BatchLoader, style: str) -> None:
                            format_user_traceback(exc)) from None
     if out.loss is None:
         raise NetworkError("The network returned no loss for a labelled batch: define `loss`")
-    if style != "tower" and y is not None and y.is_floating_point() and out.output.shape != y.shape:
+    hooked = getattr(model, "label_hook", None) is not None  # the target is made from the input
+    if style != "tower" and not hooked and y is not None and y.is_floating_point() and out.output.shape != y.shape:
         raise NetworkError(f"The network's output has shape {tuple(out.output.shape)} but the labels have shape "
                            f"{tuple(y.shape)} (input batch {tuple(x.shape)}): change the last layer so they match")
     if not torch.isfinite(out.loss).all():

@@ -1,0 +1,149 @@
+"""Trainer throughput against a bare PyTorch loop, per tutorial network, measured in the same run.
+
+    python bench/bench_train.py [--quick] [--only NAME ...]
+
+For each network: a dataset is made on disk (LMDB, as a user would), the trainer runs through ``dw.train``
+in its background thread with metrics, snapshots (every epoch), checkpoints and an event subscriber
+drained on the main thread (what the UI pump does). Validation is off in both, since the bare loop has
+none. The trainer's rate is taken from its own metrics records (samples between the first and last train
+record / time between them), so dataset decoding and network building at start-up are not counted.
+
+The bare loop trains the same network (same builder, same optimizer, same batch size) on the same
+samples held in memory as tensors (already transformed), with nothing else: forward, backward, step.
+It runs before and after the trainer, in a thread of its own as the trainer does, and the ratio uses the
+mean of the two. Target: >= 0.95. Run it on a quiet machine: on 2 cores, other busy processes make
+PyTorch's OpenMP threads wait on each other and every figure swings.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import digits_widgets as dw  # noqa: E402
+from digits_widgets.data import tutorial_data  # noqa: E402
+from digits_widgets.data.loader import SplitData, Transform, mean_tensor  # noqa: E402
+from digits_widgets.nets import zoo  # noqa: E402
+from digits_widgets.nets.network import build_network  # noqa: E402
+from digits_widgets.train.solver import make_optimizer  # noqa: E402
+
+
+def make_datasets(work: Path, quick: bool) -> dict[str, dw.DatasetJob]:
+    k = 4 if quick else 1
+    tri = dw.generate_triangles(str(work / "tri"), count=1600 // k, size=32, grid=2, seed=0)
+    pairs = tutorial_data.write_degraded_pairs(work / "pairs", count=400 // k, size=32, seed=0)
+    tutorial_data.write_digit_folders(work / "digits")
+    jobs = {
+        "grads32": dw.datasets.gradients("grads32", train_count=20000 // k, val_count=0, image_size=32, seed=0),
+        "grads28": dw.datasets.gradients("grads28", train_count=10000 // k, val_count=0, image_size=28, seed=0),
+        "digits": dw.datasets.classification("digits", str(work / "digits"), image_size=28, channels=1,
+                                             pct_val=0, seed=0),
+        "triangles": dw.datasets.processing("triangles", tri["input"], tri["target"], val_percent=0, seed=0),
+        "pairs": dw.datasets.processing("pairs", pairs["source"], pairs["target"], val_percent=0, seed=0),
+    }
+    for job in jobs.values():
+        job.wait()
+    return jobs
+
+
+# network → (dataset, batch size, epochs, solver, lr, mean)
+CASES = {
+    "gradients_regression": ("grads32", 64, 3, "sgd", 0.01, "image"),
+    "autoencoder": ("grads28", 64, 3, "sgd", 0.01, "image"),
+    "lenet": ("digits", 64, 6, "sgd", 0.01, "image"),
+    "segmentation_fcn": ("triangles", 16, 2, "adam", 0.0001, "pixel"),
+    "srcnn": ("pairs", 16, 2, "adam", 0.0001, "none"),
+}
+
+
+def in_thread(fn, *args):
+    """Run ``fn`` in a fresh thread, as the trainer runs, so both see the same threading conditions."""
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(fn(*args)))
+    t.start()
+    t.join()
+    return out[0]
+
+
+def bare_rate(ds: dw.DatasetJob, name: str, batch: int, solver: str, lr: float, mean: str, steps: int) -> float:
+    data = SplitData(ds.db_path("train"), ds.db_path("train", "labels"), ds.task)
+    x, y = data.batch(torch.arange(len(data)))
+    x, y = Transform(mean_tensor(ds.mean(), mean, data.shape))(x, y, train=False)
+    torch.manual_seed(0)
+    net = build_network(zoo.source(name), tuple(x.shape[1:]), ds.nclasses).module
+    opt = make_optimizer(net.parameters(), solver, lr)
+    net.train()
+    g = torch.Generator().manual_seed(0)
+    warmup = 5  # first steps pay one-off costs (lazy imports, allocator); the trainer's rate skips them too
+    done, t0 = -warmup, time.perf_counter()
+    while done < steps:
+        perm = torch.randperm(len(x), generator=g)
+        for s in range(0, len(x) - batch + 1, batch):
+            idx = perm[s:s + batch]
+            out = net(x[idx], y[idx] if y is not None else None)
+            out.loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            done += 1
+            if done == 0:
+                t0 = time.perf_counter()
+            if done >= steps:
+                break
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def trainer_rate(ds: dw.DatasetJob, name: str, batch: int, epochs: int, solver: str, lr: float,
+                 mean: str) -> tuple[float, int]:
+    job = dw.train(ds, zoo.source(name), f"bench {name}", epochs=epochs, batch_size=batch, solver=solver, lr=lr,
+                   mean=mean, val_interval=0, snapshot_interval=1, seed=0)
+    q = job.subscribe()
+    events = 0
+    while job.is_running():  # what the UI pump does: drain the queue on the main thread ~5 times a second
+        time.sleep(0.2)
+        while True:
+            try:
+                q.get_nowait()
+                events += 1
+            except queue.Empty:
+                break
+    job.wait()
+    rows = job.metrics("train")
+    first, last = rows[0], rows[-1]
+    samples = (last["step"] - first["step"]) * batch
+    return samples / (last["time"] - first["time"]), last["step"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller datasets (a smoke run, noisier ratios)")
+    parser.add_argument("--only", nargs="*", choices=sorted(CASES))
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dw-bench-train-"))
+    os.environ["DIGITS_JOBS_DIR"] = str(work / "jobs")
+    try:
+        datasets = make_datasets(work, args.quick)
+        print(f"{'network':24s} {'batch':>5s} {'trainer/s':>10s} {'bare/s':>10s} {'ratio':>6s}")
+        for name in args.only or CASES:
+            ds_name, batch, epochs, solver, lr, mean = CASES[name]
+            ds = datasets[ds_name]
+            steps = max(20, min(400, epochs * ds.count("train") // batch // 2))
+            before = in_thread(bare_rate, ds, name, batch, solver, lr, mean, steps)
+            ours, _ = trainer_rate(ds, name, batch, epochs, solver, lr, mean)
+            after = in_thread(bare_rate, ds, name, batch, solver, lr, mean, steps)
+            bare = (before + after) / 2
+            print(f"{name:24s} {batch:5d} {ours:10,.0f} {bare:10,.0f} {ours / bare:6.2f}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,7 @@ from .api import delete, job, jobs
 from .data import create as datasets
 from .data.create import generate_triangles
 from .data.dataset import DatasetJob
+from .nets import zoo
 from .errors import (DatasetError, DatumError, DbError, DigitsError, ImageError, JobError, NetworkError,
                      OptionError, TrainingError)
 from .store.jobs import jobs_dir
@@ -22,7 +23,7 @@ __all__ = [
     "__version__", "jobs", "job", "delete", "datasets", "generate_triangles", "DatasetJob", "jobs_dir",
     "open_db", "read_mean", "DigitsError", "DatasetError", "DatumError", "DbError", "ImageError",
     "JobError", "NetworkError", "OptionError", "TrainingError", "train", "ModelJob", "TrainOptions",
-    "lr_curve",
+    "lr_curve", "zoo",
 ]
 
 

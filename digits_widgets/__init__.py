@@ -15,6 +15,7 @@ from .errors import (DatasetError, DatumError, DbError, DigitsError, ImageError,
 from .store.jobs import jobs_dir
 from .store.lmdb_db import open_db, read_mean
 from .train.launch import train
+from .infer.model import Model
 from .train.model_job import ModelJob
 from .train.options import TrainOptions
 from .train.solver import lr_curve
@@ -23,7 +24,7 @@ __all__ = [
     "__version__", "jobs", "job", "delete", "datasets", "generate_triangles", "DatasetJob", "jobs_dir",
     "open_db", "read_mean", "DigitsError", "DatasetError", "DatumError", "DbError", "ImageError",
     "JobError", "NetworkError", "OptionError", "TrainingError", "train", "ModelJob", "TrainOptions",
-    "lr_curve", "zoo",
+    "lr_curve", "zoo", "Model",
 ]
 
 

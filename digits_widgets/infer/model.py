@@ -1,0 +1,52 @@
+"""A trained model job you can test: ``job.infer``, ``job.infer_db``, ``job.classify``, ``job.probe``.
+
+It extends the training-level ``ModelJob`` (registered for the same kind, so ``dw.job(id)`` and
+``dw.train`` hand out this class once ``digits_widgets`` is imported). Predictors are cached per snapshot.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..train.model_job import ModelJob
+from .predict import Prediction, Predictor, classification_report
+from .probes import Probe, probe
+
+
+class Model(ModelJob):
+    kind = "model"
+
+    def predictor(self, snapshot: "str | float | None" = None, device: str | None = None) -> Predictor:
+        path = self.snapshot_path(snapshot)
+        key = (str(path), path.stat().st_mtime_ns, device)
+        cache = self.__dict__.setdefault("_predictors", {})
+        if key not in cache:
+            cache.clear()
+            cache[key] = Predictor(self, snapshot, device)
+        return cache[key]
+
+    def infer(self, images, snapshot: "str | float | None" = None, resize: bool = True) -> Prediction:
+        """Outputs for image paths, arrays or PIL images; ``resize=False`` keeps their own size."""
+        return self.predictor(snapshot).predict(images, resize)
+
+    def infer_db(self, db_path: "str | Path | None" = None, limit: int | None = None,
+                 snapshot: "str | float | None" = None) -> tuple[Prediction, np.ndarray | None]:
+        """Outputs for a DB (default: the dataset's validation features) and the matching labels."""
+        return self.predictor(snapshot).predict_db(db_path, limit)
+
+    def classify(self, images, snapshot: "str | float | None" = None, top: int = 5,
+                 labels: "list[int] | None" = None, resize: bool = True):
+        """Top-``top`` (class, %) per image; with ``labels``, also accuracy and the confusion matrix."""
+        pred = self.predictor(snapshot)
+        tops = pred.classify(images, top, resize)
+        if labels is None:
+            return tops
+        outputs = pred.predict(images, resize).outputs
+        return tops, classification_report(outputs, np.asarray(labels), self.dataset.labels)
+
+    def probe(self, image, snapshot: "str | float | None" = None, resize: bool = True) -> list[Probe]:
+        """Every layer's activation and every parameter for one image, with mean, std and histogram."""
+        pred = self.predictor(snapshot)
+        x = pred.transform(pred.load(image, resize)[None]).to(pred.device)
+        return probe(pred.module.inner, lambda t: pred.module.infer(t), x)

@@ -1,0 +1,288 @@
+"""The page of one dataset job: live progress while it is created, then what it holds.
+
+Built from the job directory alone, so a finished dataset shows its summary at once, also after a kernel
+restart. While the job runs here, the UI pump (``get_pump().watch``) feeds it the job's events on the
+main thread; a job run by another process is followed by re-reading job.json once a second. The worker
+thread never touches these widgets. Handlers redraw from the job's state rather than accumulating the
+events, so they are idempotent and a missed event costs nothing.
+"""
+from __future__ import annotations
+
+import html
+from typing import Callable
+
+import ipywidgets as w
+import numpy as np
+
+from ..data.dataset import DatasetJob
+from ..errors import JobError
+from ..store.jobs import ABORTED, DONE, ERROR, RUNNING, find_job
+from .images import default_palette, is_image_like, label_text, png_bytes, shape_text
+from .pump import get_pump
+
+LOG_LINES = 12
+CELL_SIDE = 160  # gallery thumbnails: a page of 256x256 images stays a few hundred kB
+STATUS_COLOURS = {DONE: "#2e7d32", ERROR: "#c62828", ABORTED: "#e65100", RUNNING: "#1565c0"}
+
+
+def eta_text(seconds: float | None) -> str:
+    """'ETA 1:05:09' / 'ETA 4:05' / 'ETA 12s'; '' when unknown."""
+    if seconds is None or seconds < 0 or not np.isfinite(seconds):
+        return ""
+    s = int(round(seconds))
+    if s < 60:
+        return f"ETA {s}s"
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"ETA {h}:{m:02d}:{s:02d}" if h else f"ETA {m}:{s:02d}"
+
+
+def progress_text(progress: dict) -> str:
+    """"done / total · rate/s · ETA" from a progress event or ``job.progress``."""
+    done, total = int(progress.get("done", 0)), int(progress.get("total", 0))
+    parts = [f"{done} / {total}"]
+    rate = progress.get("rate") or 0.0
+    if rate > 0:
+        parts.append(f"{rate:.1f}/s" if rate < 100 else f"{rate:.0f}/s")
+    eta = eta_text(progress.get("eta")) if done < total else ""
+    if eta:
+        parts.append(eta)
+    return " · ".join(parts)
+
+
+def tail(path, lines: int = LOG_LINES, max_bytes: int = 16384) -> list[str]:
+    """The last ``lines`` lines of a text file without reading all of it (logs can grow long)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    rows = data.splitlines()
+    if size > max_bytes and rows:
+        rows = rows[1:]  # the first one is probably cut
+    return rows[-lines:]
+
+
+class SampleGrid(w.GridBox):
+    """Images with their labels beneath: class names, label vectors, or the label image beside the image."""
+
+    def __init__(self, columns: int = 4):
+        super().__init__(layout=w.Layout(grid_template_columns=f"repeat({columns}, max-content)",
+                                         grid_gap="6px"))
+
+    def show(self, samples: list[tuple[np.ndarray, object]], palette: list[int] | None = None,
+             first: int = 0) -> None:
+        cells = []
+        for i, (image, label) in enumerate(samples, first):
+            pics = [w.Image(value=png_bytes(image, max_side=CELL_SIDE), format="png")]
+            caption = f"#{i}"
+            if is_image_like(label):
+                pics.append(w.Image(value=png_bytes(label, palette, max_side=CELL_SIDE), format="png"))
+            elif label is not None:
+                caption += f": {label_text(label)}"
+            cells.append(w.VBox([w.HBox(pics), w.HTML(f"<small>{html.escape(caption)}</small>")],
+                                layout=w.Layout(border="1px solid #ddd", padding="2px")))
+        self.children = cells
+
+
+class Explorer(w.VBox):
+    """DIGITS' "Explore the db": a split, Previous / Next, and a page of entries with their labels."""
+
+    def __init__(self, job: DatasetJob, page_size: int = 12, palette: list[int] | None = None):
+        self.job, self.page_size, self.palette, self.page = job, page_size, palette, 0
+        self.split = w.Dropdown(options=job.splits, description="DB", layout=w.Layout(width="160px"))
+        self.prev = w.Button(description="Previous", icon="arrow-left", layout=w.Layout(width="110px"))
+        self.next = w.Button(description="Next", icon="arrow-right", layout=w.Layout(width="110px"))
+        self.where = w.HTML()
+        self.grid = SampleGrid()
+        self.prev.on_click(lambda _b: self.go(self.page - 1))
+        self.next.on_click(lambda _b: self.go(self.page + 1))
+        self.split.observe(lambda _c: self.go(0), names="value")
+        super().__init__([w.HBox([self.split, self.prev, self.next, self.where]), self.grid])
+        self.go(0)
+
+    @property
+    def pages(self) -> int:
+        n = self.job.count(self.split.value) if self.split.value else 0
+        return max(1, -(-n // self.page_size))
+
+    def go(self, page: int) -> None:
+        """Show page ``page`` (clamped) of the selected split; read errors are shown, not raised."""
+        split = self.split.value
+        n = self.job.count(split) if split else 0
+        self.page = min(max(0, page), self.pages - 1)
+        start = self.page * self.page_size
+        self.prev.disabled = self.page == 0
+        self.next.disabled = self.page >= self.pages - 1
+        if not n:
+            self.where.value, self.grid.children = "no entries", ()
+            return
+        try:
+            samples = self.job.samples(split, start, self.page_size)
+        except Exception as exc:  # noqa: BLE001 - a moved or damaged DB is reported in place
+            self.where.value = f'<span style="color:#c62828">{html.escape(f"Cannot read {split}: {exc}")}</span>'
+            self.grid.children = ()
+            return
+        self.where.value = f"{start + 1}–{start + len(samples)} of {n} (page {self.page + 1}/{self.pages})"
+        self.grid.show(samples, self.palette, first=start)
+
+
+class DatasetView(w.VBox):
+    """Progress bar, done/total · rate · ETA, stage, log tail and status; then summary, samples and Explore."""
+
+    def __init__(self, job: "DatasetJob | str", page_size: int = 12, samples: int = 8):
+        self.job: DatasetJob = find_job(job, kind="dataset") if isinstance(job, str) else job
+        self.page_size, self.n_samples = page_size, samples
+        j = self.job
+        self.title = w.HTML(f"<h3 style='margin:4px 0'>{html.escape(j.name)} <small><code>{j.id}</code> "
+                            f"{html.escape(j.type)}</small></h3>")
+        self.status = w.HTML()
+        self.bar = w.IntProgress(min=0, max=1, value=0, bar_style="info", layout=w.Layout(width="360px"))
+        self.progress = w.HTML()
+        self.stage = w.HTML()
+        self.abort_button = w.Button(description="Abort", button_style="danger", icon="stop",
+                                     layout=w.Layout(width="90px"))
+        self.abort_button.on_click(lambda _b: self.job.abort())
+        self.log_box = w.HTML()
+        self.error = w.HTML()
+        self.summary = w.VBox()
+        self.explorer: Explorer | None = None
+        self._stop: Callable[[], None] | None = None
+        self._finished = False
+        parts = [self.bar, self.progress, self.stage, self.abort_button]
+        super().__init__([self.title, self.status, w.HBox(parts, layout=w.Layout(align_items="center")),
+                          self.error, self.summary, self.log_box])
+        self.refresh()
+        if not self._finished and j.is_running():
+            pump = get_pump()
+            hold = (self.bar, self.progress, self.stage, self.log_box, self.status)
+            if j.is_owned_here():
+                self._stop = pump.watch(j, self._on_events, hold=hold)
+            else:  # another process runs it: follow job.json; Abort could not reach that process
+                self._stop = pump.every(1.0, self._poll)
+                self.abort_button.layout.display = "none"
+            self.refresh()  # anything that happened between the first look and subscribing
+
+    # ---- updates (main thread only) ------------------------------------------------------------------
+    def _on_events(self, events: list[dict]) -> None:
+        latest = next((e for e in reversed(events) if e.get("type") == "progress"), None)
+        self.refresh(latest, logs=any(e.get("type") in ("log", "status") for e in events))
+
+    def _poll(self) -> None:
+        try:
+            self.job.reload()
+        except JobError as exc:  # deleted meanwhile: say so once and stop polling
+            self.status.value = f'<span style="color:#c62828">{html.escape(str(exc))}</span>'
+            self._finished = True
+            self.close_watch()
+            return
+        self.refresh()
+
+    def refresh(self, progress: dict | None = None, logs: bool = True) -> None:
+        """Redraw from the job's current state (idempotent)."""
+        if self._finished:
+            return
+        job = self.job
+        status = job.status
+        p = progress or job.progress
+        total = int(p.get("total") or 0)
+        self.bar.max = max(total, 1)
+        self.bar.value = min(int(p.get("done") or 0), self.bar.max)
+        self.progress.value = progress_text(p) if total else ""
+        self.stage.value = f"<i>{html.escape(str(p.get('stage') or ''))}</i>"
+        colour = STATUS_COLOURS.get(status, "#555")
+        self.status.value = f'Status: <b style="color:{colour}">{html.escape(status)}</b>'
+        if logs:
+            rows = tail(job.path("create.log"))
+            self.log_box.value = ("<pre style='max-height:14em;overflow:auto;font-size:85%;margin:2px 0'>"
+                              + html.escape("\n".join(rows)) + "</pre>") if rows else ""
+        if status in (DONE, ERROR, ABORTED):
+            self._finish(status)
+
+    def close_watch(self) -> None:
+        """Stop following the job (idempotent): no more pump calls for this view."""
+        stop, self._stop = getattr(self, "_stop", None), None
+        if stop is not None:
+            stop()
+
+    def _finish(self, status: str) -> None:
+        self._finished = True
+        self.close_watch()
+        self.abort_button.layout.display = "none"
+        self.bar.bar_style = {DONE: "success", ERROR: "danger"}.get(status, "warning")
+        if status == DONE:
+            self.bar.value = self.bar.max
+            self._show_summary()
+        else:
+            text = self.job.error or ("The job was aborted; its partial databases were removed."
+                                      if status == ABORTED else "Failed")
+            colour = STATUS_COLOURS.get(status, "#c62828")
+            self.error.value = (f'<pre style="color:{colour};white-space:pre-wrap;margin:4px 0">'
+                                f"{html.escape(text)}</pre>")
+
+    # ---- the summary ----------------------------------------------------------------------------------
+    @property
+    def palette(self) -> list[int] | None:
+        """Colours for label images: the dataset's palette; a default one for segmentation labels without."""
+        return self.job.palette or (default_palette() if self.job.task == "segmentation" else None)
+
+    def _summary_rows(self) -> list[tuple[str, str]]:
+        job = self.job
+        rows = [(s, f"{job.count(s)} entries") for s in job.splits]
+        if job.feature_shape:
+            rows.append(("image shape", f"{shape_text(job.feature_shape)} (WxHxC)"))
+        if job.label_shape:
+            rows.append(("label shape", "x".join(map(str, job.label_shape))))
+        names = job.labels or job.class_names or []
+        if names:
+            shown = ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
+            rows.append(("classes", f"{len(names)}: {shown}"))
+        for key in ("encoding", "feature_encoding", "resize_mode"):
+            if job.params.get(key):
+                rows.append((key.replace("_", " "), str(job.params[key])))
+        if job.info.get("group"):
+            rows.append(("group", str(job.info["group"])))
+        return rows
+
+    def _show_summary(self) -> None:
+        rows = "".join(f"<tr><td style='padding-right:12px'><b>{html.escape(k)}</b></td>"
+                       f"<td>{html.escape(v)}</td></tr>" for k, v in self._summary_rows())
+        parts: list[w.Widget] = [w.HTML(f"<table>{rows}</table>")]
+        self.mean_image: w.Image | None = None
+        try:
+            mean = self.job.mean()
+        except Exception as exc:  # noqa: BLE001 - a missing mean file must not hide the rest
+            parts.append(w.HTML(f'<span style="color:#c62828">{html.escape(f"Mean image: {exc}")}</span>'))
+            mean = None
+        if mean is not None:
+            self.mean_image = w.Image(value=png_bytes(mean, min_side=96), format="png")
+            parts.append(w.VBox([w.HTML("<b>Mean image</b>"), self.mean_image]))
+        self.samples = SampleGrid()
+        if self.job.splits:
+            try:
+                self.samples.show(self.job.samples(self.job.splits[0], 0, self.n_samples), self.palette)
+                parts.append(w.VBox([w.HTML(f"<b>Samples ({self.job.splits[0]})</b>"), self.samples]))
+            except Exception as exc:  # noqa: BLE001
+                parts.append(w.HTML(f'<span style="color:#c62828">{html.escape(f"Samples: {exc}")}</span>'))
+            self.explore_button = w.Button(description="Explore", icon="search")
+            self.explore_button.on_click(lambda _b: self.explore())
+            parts.append(self.explore_button)
+        self.summary.children = parts
+
+    def explore(self) -> Explorer:
+        """Open (once) the explorer below the summary and return it."""
+        if self.explorer is None:
+            self.explorer = Explorer(self.job, self.page_size, self.palette)
+            self.summary.children = (*self.summary.children, self.explorer)
+        return self.explorer
+
+    def close(self) -> None:
+        """Stop following the job, then close the widget."""
+        self.close_watch()
+        super().close()
+
+
+__all__ = ["DatasetView", "Explorer", "SampleGrid", "progress_text", "eta_text", "tail"]

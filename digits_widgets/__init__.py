@@ -12,7 +12,7 @@ from .data.dataset import DatasetJob
 from .nets import zoo
 from .errors import (DatasetError, DatumError, DbError, DigitsError, ImageError, JobError, NetworkError,
                      OptionError, TrainingError)
-from .store.jobs import jobs_dir
+from .store.jobs import Job, jobs_dir
 from .store.lmdb_db import open_db, read_mean
 from .train.launch import train
 from .infer.model import Model
@@ -20,14 +20,31 @@ from .train.model_job import ModelJob
 from .train.options import TrainOptions
 from .train.solver import lr_curve
 
+
+
+def _viewer(job):
+    """Widgets load on first use, so scripts and torchrun workers never import them."""
+    from .ui import panel_for
+    return panel_for(job)
+
+
+Job.viewer = _viewer
+
+
+def DatasetForm(**kwargs):  # noqa: N802 - reads as the widget class it returns
+    """DIGITS' "New Dataset" form: Classification, Processing, Segmentation, Other and Gradients tabs."""
+    from .ui.dataset_form import DatasetForm as form
+    return form(**kwargs)
+
+
+def load_ipython_extension(ipython):  # %load_ext digits_widgets
+    from .magic import load_ipython_extension as _load
+    _load(ipython)
+
+
 __all__ = [
     "__version__", "jobs", "job", "delete", "datasets", "generate_triangles", "DatasetJob", "jobs_dir",
     "open_db", "read_mean", "DigitsError", "DatasetError", "DatumError", "DbError", "ImageError",
     "JobError", "NetworkError", "OptionError", "TrainingError", "train", "ModelJob", "TrainOptions",
     "lr_curve", "zoo", "Model",
 ]
-
-
-def load_ipython_extension(ipython):  # %load_ext digits_widgets
-    from .magic import load_ipython_extension as _load
-    _load(ipython)

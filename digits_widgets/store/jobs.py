@@ -77,6 +77,7 @@ class Job:
     """A job directory. Subclasses (datasets, models) add views over the files their kind writes."""
 
     kind = "job"
+    viewer: Callable[["Job"], Any] | None = None   # job → widget; set by the package when widgets load
     _registry: dict[str, type["Job"]] = {}
     _live: dict[str, "Job"] = {}
     _live_lock = threading.Lock()
@@ -136,6 +137,12 @@ class Job:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id} {self.name!r} {self.status}>"
+
+    def show(self) -> Any:
+        """The job's widget (dataset view or training panel), redrawn from disk: also after a restart."""
+        if Job.viewer is None:
+            raise JobError("No viewer is registered: import digits_widgets (it registers the widgets)")
+        return Job.viewer(self)
 
     # ---- status --------------------------------------------------------------------------------
     @property

@@ -111,7 +111,14 @@ def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: in
     crop_guess = opts.crop
     params = {"ngpus": torch.cuda.device_count() if device.type == "cuda" else 0, **opts.params}
     c, h, w = train_data.shape
-    net = build_network(definition, (c, crop_guess or h, crop_guess or w), nclasses, params, name=job.name)
+    try:
+        net = build_network(definition, (c, crop_guess or h, crop_guess or w), nclasses, params, name=job.name)
+    except NetworkError as exc:  # say which data it was built for: the dataset decides the shapes
+        headline = str(exc)[:len(str(exc)) - len(exc.traceback_text)].strip()
+        labels = "class indices" if ds.task == "classification" else ds.label_shape
+        raise NetworkError(f"{headline}\nThe dataset's images are (C, H, W) = "
+                           f"{(c, crop_guess or h, crop_guess or w)}, its labels {labels}",
+                           exc.traceback_text) from None
     crop = opts.crop or net.crop_len
     if crop and not opts.crop and crop != crop_guess:   # the network asked for a crop: rebuild at that size
         net = build_network(definition, (c, crop, crop), nclasses, params, name=job.name)

@@ -21,7 +21,6 @@ from .train.options import TrainOptions
 from .train.solver import lr_curve
 
 
-
 def _viewer(job):
     """Widgets load on first use, so scripts and torchrun workers never import them."""
     from .ui import panel_for
@@ -37,6 +36,18 @@ def DatasetForm(**kwargs):  # noqa: N802 - reads as the widget class it returns
     return form(**kwargs)
 
 
+def ModelForm(**kwargs):  # noqa: N802
+    """DIGITS' "New Model" form: dataset, network tabs, solver, LR preview, transformations, Visualize."""
+    from .ui.model_form import ModelForm as form
+    return form(**kwargs)
+
+
+def Jobs(**kwargs):  # noqa: N802
+    """DIGITS' home page: datasets and models in two sortable tables with row actions, kept fresh."""
+    from .ui.jobs_panel import Jobs as panel
+    return panel(**kwargs)
+
+
 def load_ipython_extension(ipython):  # %load_ext digits_widgets
     from .magic import load_ipython_extension as _load
     _load(ipython)
@@ -46,5 +57,5 @@ __all__ = [
     "__version__", "jobs", "job", "delete", "datasets", "generate_triangles", "DatasetJob", "jobs_dir",
     "open_db", "read_mean", "DigitsError", "DatasetError", "DatumError", "DbError", "ImageError",
     "JobError", "NetworkError", "OptionError", "TrainingError", "train", "ModelJob", "TrainOptions",
-    "lr_curve", "zoo", "Model",
+    "lr_curve", "zoo", "Model", "DatasetForm", "ModelForm", "Jobs", "load_ipython_extension",
 ]

@@ -1,0 +1,335 @@
+"""``dw.Jobs()``: DIGITS' home page as a widget, two sortable tables of the jobs on disk.
+
+The job directories are the truth (a kernel restart loses nothing), so the panel re-reads ``dw.jobs()`` once a
+second from the UI pump, on the kernel's main thread. To stay cheap it keeps one row of widgets per job and
+sets only the cells whose text changed; the grid's children are reassigned only when jobs come, go or change
+order. Validation losses come from each model's metrics.jsonl, read incrementally from the last offset, so a
+long run does not cost a full parse every second.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import ipywidgets as widgets
+
+from .. import api
+from ..errors import DigitsError
+from ..store.jobs import ABORTED, ACTIVE, DONE, ERROR, RUNNING, WAITING, Job, dependents, jobs_dir
+from ..train import records
+from . import panel_for
+from .pump import get_pump
+
+__all__ = ["Jobs", "JobTable", "job_values", "MetricsTail"]
+
+REFRESH_SECONDS = 1.0
+DATASET_COLUMNS = [("name", "Name"), ("status", "Status"), ("progress", "Progress"), ("created", "Submitted"),
+                   ("elapsed", "Elapsed")]
+MODEL_COLUMNS = DATASET_COLUMNS + [("last_loss", "Last val loss"), ("min_loss", "Min val loss"),
+                                   ("accuracy", "Val accuracy")]
+# Icon buttons keep a model row narrow enough for a notebook; the tooltips say what they do.
+ACTION_ICONS = {"open": "folder-open", "abort": "stop", "clone": "clone", "resume": "play", "delete": "trash"}
+ACTION_TIPS = {"open": "Open: show this job below", "abort": "Abort: stop at the next batch",
+               "clone": "Clone: a new model form filled from this one", "resume": "Resume from the last checkpoint",
+               "delete": "Delete (click again to confirm)"}
+STATUS_COLOURS = {DONE: "#2e7d32", RUNNING: "#1565c0", ERROR: "#c62828", ABORTED: "#757575"}
+
+
+@dataclass
+class MetricsTail:
+    """Running summary of a metrics.jsonl: reads only what was appended since the last call."""
+
+    inode: int = -1
+    offset: int = 0
+    last_loss: float | None = None
+    min_loss: float | None = None
+    accuracy: float | None = None
+
+    def update(self, path: os.PathLike) -> "MetricsTail":
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return MetricsTail()
+        if st.st_ino != self.inode or st.st_size < self.offset:   # replaced (a resume trims it): start over
+            self.inode, self.offset = st.st_ino, 0
+            self.last_loss = self.min_loss = self.accuracy = None
+        if st.st_size == self.offset:
+            return self
+        with open(path, "rb") as f:
+            f.seek(self.offset)
+            chunk = f.read(st.st_size - self.offset)
+        complete = chunk[:chunk.rfind(b"\n") + 1]   # a line being written now waits for the next call
+        self.offset += len(complete)
+        for line in complete.splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if rec.get("phase") == "val" and isinstance(rec.get("loss"), (int, float)):
+                self.last_loss = rec["loss"]
+                self.min_loss = rec["loss"] if self.min_loss is None else min(self.min_loss, rec["loss"])
+                self.accuracy = rec.get("accuracy", self.accuracy)
+        return self
+
+
+def _elapsed(job: Job, now: float) -> float:
+    """Seconds spent Waiting or Running (summed over resumes), up to now while it runs: DIGITS' Elapsed."""
+    history = job.status_history
+    total = 0.0
+    for i, (status, start) in enumerate(history):
+        if i + 1 < len(history):
+            end = history[i + 1][1]
+        elif job.is_running():
+            end = now
+        else:
+            break  # a job whose process died without a final status: no end is known
+        if status in (WAITING, RUNNING):
+            total += max(0.0, end - start)
+    return total
+
+
+def job_values(job: Job, now: float, tail: MetricsTail | None = None) -> dict[str, Any]:
+    """What a row shows, as sortable raw values (None when not known)."""
+    status = job.status
+    p = job.progress
+    progress = 100.0 if status == DONE else (100.0 * p["done"] / p["total"] if p.get("total") else 0.0)
+    values = {"name": job.name, "status": status, "progress": progress, "created": job.created,
+              "elapsed": _elapsed(job, now), "error": job.error,
+              "can_abort": status in ACTIVE,
+              "can_resume": job.kind == "model" and status in (ABORTED, ERROR)
+              and job.path(records.CHECKPOINT).exists()}
+    if tail is not None:
+        values.update(last_loss=tail.last_loss, min_loss=tail.min_loss, accuracy=tail.accuracy)
+    return values
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _cell_text(key: str, v: dict[str, Any]) -> str:
+    value = v.get(key)
+    if key == "name":
+        return f"<b>{html.escape(value)}</b>"
+    if key == "status":
+        tip = f' title="{html.escape(v["error"])}"' if v.get("error") else ""
+        return f'<span style="color:{STATUS_COLOURS.get(value, "#ef6c00")}"{tip}>{value}</span>'
+    if key == "progress":
+        return f"{value:.0f}%"
+    if key == "created":
+        return time.strftime("%b %d, %H:%M:%S", time.localtime(value))
+    if key == "elapsed":
+        return _duration(value)
+    if value is None:
+        return "—"
+    return f"{100 * value:.2f}%" if key == "accuracy" else f"{value:.4g}"
+
+
+@dataclass
+class _Row:
+    cells: list[widgets.HTML]
+    buttons: dict[str, widgets.Button]
+    values: dict[str, Any] = field(default_factory=dict)
+    texts: list[str] = field(default_factory=list)
+
+
+class JobTable(widgets.VBox):
+    """A sortable table of jobs of one kind: click a header to sort by it, again to reverse.
+
+    ``action(name, job_id)`` is called by the row buttons: open, abort, clone (models), delete, resume
+    (models). ``rows`` maps job ids to their row; ``order`` is the ids as shown, top to bottom.
+    """
+
+    def __init__(self, title: str, columns: list[tuple[str, str]], actions: tuple[str, ...],
+                 action: Callable[[str, str], None]) -> None:
+        self.columns, self.actions, self._action = columns, actions, action
+        self.sort_key, self.descending = "created", True   # newest first, as DIGITS
+        self.rows: dict[str, _Row] = {}
+        self.order: list[str] = []
+        self.headers = []
+        for key, label in columns:
+            b = widgets.Button(description=label, layout=widgets.Layout(width="auto", justify_content="flex-start"))
+            b.style.button_color = "transparent"
+            b.style.font_weight = "bold"
+            b.on_click(lambda _, key=key: self.sort_by(key))
+            self.headers.append(b)
+        self.grid = widgets.GridBox(layout=widgets.Layout(
+            grid_template_columns="minmax(120px, max-content) " + " ".join(["max-content"] * len(columns)),
+            grid_gap="2px 10px", align_items="center", justify_items="flex-start"))
+        self.empty = widgets.HTML("<i>None yet.</i>")
+        self._label_headers()
+        super().__init__([widgets.HTML(f"<h4 style='margin:6px 0'>{title}</h4>"), self.grid, self.empty],
+                         layout=widgets.Layout(overflow="auto"))   # a wide table scrolls, not clips
+
+    def sort_by(self, key: str) -> None:
+        """Sort by column ``key``; the same column again reverses the order."""
+        self.descending = not self.descending if key == self.sort_key else key in ("created", "accuracy")
+        self.sort_key = key
+        self._label_headers()
+        self._layout()
+
+    def _label_headers(self) -> None:
+        for (key, label), b in zip(self.columns, self.headers):
+            b.description = label + ((" ▼" if self.descending else " ▲") if key == self.sort_key else "")
+
+    def update(self, values: dict[str, dict[str, Any]]) -> None:
+        """Show these jobs (id → job_values): new rows are made, gone rows closed, changed cells set."""
+        for job_id in [i for i in self.rows if i not in values]:
+            row = self.rows.pop(job_id)
+            for w in [*row.cells, *row.buttons.values()]:
+                w.close()
+        for job_id, v in values.items():
+            row = self.rows.get(job_id) or self._new_row(job_id)
+            texts = [_cell_text(key, v) for key, _ in self.columns]
+            for cell, old, new in zip(row.cells, row.texts or [None] * len(texts), texts):
+                if old != new:
+                    cell.value = new
+            row.texts, row.values = texts, v
+            for name, button in row.buttons.items():
+                disabled = (name == "abort" and not v["can_abort"]) or (name == "resume" and not v["can_resume"])
+                if button.disabled != disabled:
+                    button.disabled = disabled
+        self._layout()
+
+    def _new_row(self, job_id: str) -> _Row:
+        buttons = {}
+        for name in self.actions:
+            b = widgets.Button(icon=ACTION_ICONS[name], tooltip=ACTION_TIPS[name], layout=widgets.Layout(width="auto"),
+                               button_style="danger" if name == "delete" else "")
+            b.on_click(lambda _, name=name: self._action(name, job_id))
+            buttons[name] = b
+        row = _Row([widgets.HTML() for _ in self.columns], buttons)
+        self.rows[job_id] = row
+        return row
+
+    def _layout(self) -> None:
+        def key(job_id: str) -> tuple:
+            value = self.rows[job_id].values.get(self.sort_key)
+            if isinstance(value, str):
+                value = value.lower()
+            return (value is None) != self.descending, value if value is not None else 0, job_id
+        order = sorted(self.rows, key=key, reverse=self.descending)
+        if order != self.order or len(self.grid.children) != (len(order) + 1) * (len(self.columns) + 1):
+            self.order = order
+            children: list[widgets.Widget] = [*self.headers, widgets.HTML("<b>Actions</b>")]
+            for job_id in order:
+                row = self.rows[job_id]
+                children += [*row.cells, widgets.HBox(list(row.buttons.values()))]
+            self.grid.children = children
+            self.empty.layout.display = "none" if order else None
+
+
+class Jobs(widgets.VBox):
+    """Datasets and models in two sortable tables, refreshed by the UI pump every second.
+
+    Open shows the job's panel below the tables, Clone a pre-filled model form, Delete asks for a second
+    click and says which models stop it, Abort and Resume act on running and stopped jobs. Call
+    :meth:`close` to stop the refreshing.
+    """
+
+    def __init__(self, refresh_seconds: float = REFRESH_SECONDS) -> None:
+        self._tails: dict[str, MetricsTail] = {}
+        self._armed: str | None = None      # the job whose Delete button waits for its confirming click
+        self._shown: str | None = None      # the job whose panel is open below the tables
+        self._cancel: Callable[[], None] = lambda: None
+        self.datasets = JobTable("Datasets", DATASET_COLUMNS, ("open", "abort", "delete"), self.act)
+        self.models = JobTable("Models", MODEL_COLUMNS, ("open", "abort", "clone", "resume", "delete"), self.act)
+        self.message = widgets.HTML()
+        self.detail = widgets.VBox()
+        toolbar = []
+        for text, action in (("New Dataset", self._new_dataset), ("New Model", self._new_model),
+                             ("Refresh", self.refresh)):
+            b = widgets.Button(description=text, icon="plus" if text.startswith("New") else "refresh")
+            b.on_click(lambda _, action=action: action())
+            toolbar.append(b)
+        self.jobs_dir = widgets.HTML()
+        super().__init__([widgets.HBox(toolbar), self.jobs_dir, self.message, self.datasets, self.models,
+                          self.detail])
+        self.refresh()
+        self._cancel = get_pump().every(refresh_seconds, self.refresh)
+
+    def close(self) -> None:
+        self._cancel()
+        super().close()
+
+    def refresh(self) -> None:
+        """Re-read the jobs directory and update what changed."""
+        now = time.time()
+        found = api.jobs()
+        self.jobs_dir.value = f"<small>Jobs directory: {html.escape(str(jobs_dir()))}</small>"
+        for job_id in [i for i in self._tails if i not in {j.id for j in found}]:
+            del self._tails[job_id]
+        datasets, models = {}, {}
+        for job in found:
+            if job.kind == "model":
+                tail = self._tails.setdefault(job.id, MetricsTail()).update(job.path(records.METRICS))
+                self._tails[job.id] = tail
+                models[job.id] = job_values(job, now, tail)
+            elif job.kind == "dataset":
+                datasets[job.id] = job_values(job, now)
+        self.datasets.update(datasets)
+        self.models.update(models)
+
+    # ---- actions ---------------------------------------------------------------------------------
+    def act(self, action: str, job_id: str) -> None:
+        """Run a row action; a refused one (JobError...) says why in the panel's message line."""
+        if action != "delete":
+            self._arm(None)
+        self.message.value = ""
+        try:
+            job = api.job(job_id)
+            if action == "open":
+                self.show(job.name, panel_for(job), job.id)
+            elif action == "abort":
+                job.abort()
+            elif action == "clone":
+                from .model_form import ModelForm
+                self.show(f"Clone of {job.name}", ModelForm(clone=job))
+            elif action == "resume":
+                self.show(job.name, panel_for(job.resume()), job.id)
+            elif action == "delete":
+                self._delete(job)
+        except DigitsError as exc:
+            self.message.value = f'<span style="color:#c62828">{html.escape(str(exc))}</span>'
+        self.refresh()
+
+    def _delete(self, job: Job) -> None:
+        """First click: refuse at once when models depend on the job, else ask for a second click."""
+        if self._armed != job.id:
+            if dependents(job):
+                api.delete(job)    # raises JobError naming the models
+            self._arm(job.id)
+            return
+        self._arm(None)
+        api.delete(job)
+        if self._shown == job.id:
+            self.detail.children = []
+        self.message.value = f"Deleted {html.escape(job.name)}."
+
+    def _arm(self, job_id: str | None) -> None:
+        for table in (self.datasets, self.models):
+            for i, row in table.rows.items():
+                if "delete" in row.buttons:
+                    row.buttons["delete"].description = "Sure?" if i == job_id else ""
+        self._armed = job_id
+
+    def show(self, title: str, widget: widgets.Widget, job_id: str | None = None) -> None:
+        """Put ``widget`` below the tables with a title and a Close button."""
+        self._shown = job_id
+        close = widgets.Button(description="Close", icon="times", layout=widgets.Layout(width="auto"))
+        close.on_click(lambda _: setattr(self.detail, "children", []))
+        self.detail.children = [widgets.HBox([widgets.HTML(f"<h4 style='margin:6px 0'>{html.escape(title)}</h4>"),
+                                              close]), widget]
+
+    def _new_dataset(self) -> None:
+        from .dataset_form import DatasetForm
+        self.show("New dataset", DatasetForm())
+
+    def _new_model(self) -> None:
+        from .model_form import ModelForm
+        self.show("New model", ModelForm())

@@ -1,0 +1,394 @@
+"""``dw.ModelForm()``: DIGITS' "New Image Model" page as a widget.
+
+The fields, labels, choices and defaults are DIGITS' (inventory section 3), and the values they produce are
+the keyword arguments of :func:`digits_widgets.train.launch.train`, checked by :class:`TrainOptions` itself,
+so the form never accepts what training would refuse: an :class:`OptionError` names its field and the message
+is shown next to that field. Create replaces the form with the job's training panel, as DIGITS redirected to
+the new model's page.
+
+Not here: DIGITS' comma-separated learning rates and batch sizes (one job per combination), and a "use the
+network of the last ``%%digits_model`` cell" switch: the magic keeps no record of its last cell to read.
+"""
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+import ipywidgets as widgets
+import torch
+
+from .. import api
+from ..errors import DigitsError, OptionError
+from ..nets import zoo
+from ..store.jobs import DONE, find_job
+from ..train.launch import train
+from ..train.options import OPTION_NAMES, TrainOptions
+from ..train.pretrained import resolve_snapshot
+from . import panel_for
+from .fields import ERROR, OK, NumberField, Verdict, bool_field, choice_field, text_field
+from .lr_preview import POLICY_PARAMS, LrPolicyEditor
+from .network_summary import NetworkSummaryView
+
+__all__ = ["ModelForm", "TASK_KINDS", "standard_networks", "input_shape_of"]
+
+# Which standard networks fit a dataset's task (zoo kinds). DIGITS offered standard networks to classification
+# only; the tutorials' networks extend that to the other tasks.
+TASK_KINDS = {"classification": ("classification", "autoencoder"), "regression": ("regression",),
+              "processing": ("processing",), "segmentation": ("processing",),
+              "generic": ("regression", "autoencoder", "processing")}
+SOLVERS = [("SGD", "sgd"), ("NESTEROV", "nesterov"), ("ADAGRAD", "adagrad"), ("RMSPROP", "rmsprop"),
+           ("ADADELTA", "adadelta"), ("ADAM", "adam"), ("ADAMW", "adamw")]
+MEANS = [("None", "none"), ("Image", "image"), ("Pixel", "pixel")]
+FLIPS = [("None", "none"), ("Horizontal", "fliplr"), ("Vertical", "flipud"),
+         ("Horizontal and/or Vertical", "fliplrud")]
+QUAD_ROTS = [("None", "none"), ("0, 90 or 270 degrees", "rot90"), ("0 or 180 degrees", "rot180"),
+             ("0, 90, 180 or 270 degrees", "rotall")]
+STANDARD, PREVIOUS, CUSTOM = range(3)   # network tab indices
+D = {name: f.default for name, f in TrainOptions.__dataclass_fields__.items()}
+
+
+def standard_networks(task: str | None) -> list[str]:
+    """Names of the zoo networks offered for a dataset task (all of them when there is no dataset)."""
+    kinds = TASK_KINDS.get(task or "", zoo.KINDS)
+    return [n for n in zoo.names() if zoo.STANDARD[n].kind in kinds]
+
+
+def input_shape_of(dataset: Any, crop: int | None = None) -> tuple[tuple[int, int, int], int]:
+    """``((C, H, W), nclasses)`` as the trainer will build the network for this dataset."""
+    if not dataset.feature_shape:
+        raise OptionError(f"Dataset {dataset.name!r} has no image shape yet: wait until it is created",
+                          field="dataset")
+    h, w, c = dataset.feature_shape
+    nclasses = dataset.nclasses or (dataset.info.get("nclasses", 0) if dataset.task == "segmentation" else 0)
+    return (c, crop or h, crop or w), nclasses
+
+
+def _pretrained_check(value: str) -> Verdict:
+    return Verdict(OK, f"found {resolve_snapshot(value).name}")
+
+
+def _regex_check(value: str) -> Verdict | None:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        return Verdict(ERROR, f"Not a valid regular expression: {exc}")
+    return None
+
+
+def _int(label: str, value: int | None, low: int, help: str, required: bool = True) -> NumberField:
+    return NumberField(label, value, kind=int, min=low, required=required, help=help)
+
+
+def _real(label: str, value: float, low: float, high: float | None = None, help: str = "") -> NumberField:
+    return NumberField(label, value, kind=float, min=low, max=high, help=help)
+
+
+class ModelForm(widgets.VBox):
+    """New model form. ``fields`` maps TrainOptions names (plus ``dataset`` and ``name``) to form fields.
+
+    ``dataset``: a dataset job, id or name to preselect. ``clone``: a model job whose options, network and
+    dataset fill the form (DIGITS' "Clone Job"). After a successful :meth:`create`, ``job`` is the new job and
+    the form's only child is its training panel.
+    """
+
+    def __init__(self, dataset: Any = None, clone: Any = None) -> None:
+        super().__init__()
+        self.job = None
+        self._extra: dict[str, Any] = {}      # options of a clone the form has no field for
+        clone = find_job(clone, kind="model") if clone is not None else None
+        ds = find_job(dataset, kind="dataset") if dataset is not None else (clone.dataset if clone else None)
+        f = self.fields = {
+            "dataset": choice_field("Select Dataset", self._dataset_choices(ds), ds.id if ds else None,
+                                    help="Datasets that are done or still being created."),
+            "epochs": _int("Training epochs", D["epochs"], 1, "How many passes through the training data."),
+            "snapshot_interval": _real("Snapshot interval (in epochs)", D["snapshot_interval"], 0, help=(
+                "Epochs between snapshots; 0 keeps only the final one.")),
+            "val_interval": _real("Validation interval (in epochs)", D["val_interval"], 0, help=(
+                "Epochs between validations; 0 never validates.")),
+            "seed": _int("Random seed", None, 0, "If provided, sets the random seed for repeatable runs.", False),
+            "batch_size": _int("Batch size", None, 1, "Images per batch; blank: the network's own, else 16.",
+                               False),
+            "batch_accumulation": _int("Batch Accumulation", D["batch_accumulation"], 1,
+                                       "Accumulate gradients over this many batches before each solver step."),
+            "solver": choice_field("Solver type", SOLVERS, D["solver"], help="What type of solver will be used."),
+            "rms_decay": _real("RMS decay value", D["rms_decay"], 0, 1, "RMSprop's decay of the squared gradient."),
+            "lr": _real("Base Learning Rate", D["lr"], 0, help="Affects how quickly the network learns. If you are "
+                        "getting NaN for your loss, you probably need to lower this value."),
+            "shuffle": bool_field("Shuffle Train Data", D["shuffle"], help="Shuffle the training data each epoch."),
+            "mean": choice_field("Subtract Mean", MEANS, D["mean"], help="Subtract the training mean image, or "
+                                 "its per-channel pixel, from every image."),
+            "crop": _int("Crop Size", None, 1, "Random square crop in training, centred otherwise.", False),
+            "flip": choice_field("Flipping", FLIPS, D["flip"], help="Randomly flip each training image."),
+            "quad_rot": choice_field("Quadrilateral Rotation", QUAD_ROTS, D["quad_rot"],
+                                     help="Randomly rotate each training image by multiples of 90 degrees."),
+            "noise": _real("Noise (stddev)", D["noise"], 0, 1, "Gaussian noise, fraction of the range "
+                           "(suggested 0.03)."),
+            "hsv": bool_field("HSV Shifting", D["hsv"], help="Random hue, saturation and value shifts."),
+            "hsv_h": _real("Hue", D["hsv_h"], 0, 0.5, "Standard deviation of the hue shift."),
+            "hsv_s": _real("Saturation", D["hsv_s"], 0, 0.5, "Standard deviation of the saturation shift."),
+            "hsv_v": _real("Value", D["hsv_v"], 0, 0.5, "Standard deviation of the value shift."),
+            "device": choice_field("Device", self._devices(D["device"]), D["device"],
+                                   help="auto: the first GPU when there is one, else the CPU."),
+            "gpus": _int("GPU count", D["gpus"], 1, "More than 1 trains under torchrun with "
+                         "DistributedDataParallel."),
+            "pretrained": text_field("Pretrained model", check=_pretrained_check, placeholder="none",
+                                     help="A snapshot file, or JOB:EPOCH of a model job (fine-tuning)."),
+            "freeze": text_field("Freeze layers (regex)", check=_regex_check, placeholder="none",
+                                 help="Parameters whose names match are not trained, e.g. ^(conv|fc1)."),
+            "name": text_field("Model Name", required=True, help="A name to find the model by."),
+        }
+        self.lr_editor = LrPolicyEditor(f["lr"], D["policy"])
+        f.update(self.lr_editor.fields)
+        self.show_advanced = widgets.Checkbox(description="Show advanced learning rate options", indent=False)
+        self.lr_editor.layout.display = "none"
+        self.show_advanced.observe(lambda c: setattr(self.lr_editor.layout, "display", None if c.new else "none"),
+                                   "value")
+        f["solver"].on_change(lambda _: self._solver_changed())
+        f["hsv"].on_change(lambda _: self._hsv_changed())
+        f["dataset"].on_change(lambda _: self._dataset_changed())
+        self.dataset_info, self.message = widgets.HTML(), widgets.HTML()
+        self.create_button = widgets.Button(description="Create", button_style="primary", icon="play")
+        self.create_button.on_click(lambda _: self.create())
+        rows = lambda *names: [f[n].widget for n in names]  # noqa: E731
+        solver = widgets.VBox([widgets.HTML("<h4>Solver Options</h4>"), *rows(
+            "epochs", "snapshot_interval", "val_interval", "seed", "batch_size", "batch_accumulation", "solver",
+            "rms_decay", "lr", "shuffle"), self.show_advanced, self.lr_editor], layout=widgets.Layout(width="50%"))
+        data = widgets.VBox([widgets.HTML("<h4>Data Transformations</h4>"), *rows(
+            "mean", "crop", "flip", "quad_rot", "noise", "hsv", "hsv_h", "hsv_s", "hsv_v"),
+            widgets.HTML("<h4>Hardware and fine-tuning</h4>"), *rows("device", "gpus", "pretrained", "freeze")],
+            layout=widgets.Layout(width="50%"))
+        self.children = [  # DIGITS' page: dataset on top, solver | data side by side, the network, then Create
+            widgets.HTML("<h3>New Image Model</h3>"), *rows("dataset"), self.dataset_info,
+            widgets.HBox([solver, data], layout=widgets.Layout(flex_flow="row wrap")),
+            widgets.HTML("<h4>Network</h4>"), self._network_section(),
+            *rows("name"), self.create_button, self.message]
+        self._solver_changed()
+        self._hsv_changed()
+        self._dataset_changed()
+        if clone is not None:
+            self._fill_from(clone)
+
+    # ---- the network tabs --------------------------------------------------------------------------
+    def _network_section(self) -> widgets.Widget:
+        self.standard = widgets.RadioButtons(layout=widgets.Layout(width="auto"))
+        self.standard_info = widgets.HTML()
+        self.standard.observe(lambda _: self._describe_standard(), "value")
+        self.previous = widgets.Dropdown(description="Previous model", layout=widgets.Layout(width="420px"),
+                                         style={"description_width": "140px"})
+        self.previous_snapshot = widgets.Dropdown(description="Pretrained model", style=self.previous.style,
+                                                  layout=self.previous.layout)
+        self.previous.observe(lambda _: self._previous_changed(), "value")
+        self.previous_snapshot.observe(lambda _: self._snapshot_changed(), "value")
+        self.custom = widgets.Textarea(placeholder="class UserModel(Tower): ...",
+                                       layout=widgets.Layout(width="100%", height="320px"))
+        buttons = []
+        for text, tip, action in (
+                ("Customize", "Copy this network into the Custom tab", lambda _: self._customize(STANDARD)),
+                ("Use suggested settings", "Fill the solver fields with what this network was tuned with",
+                 lambda _: self.apply_suggested()),
+                ("Customize", "Copy its network into the Custom tab", lambda _: self._customize(PREVIOUS))):
+            buttons.append(widgets.Button(description=text, tooltip=tip, layout=widgets.Layout(width="auto")))
+            buttons[-1].on_click(action)
+        self.network_tabs = widgets.Tab(children=[
+            widgets.VBox([self.standard, self.standard_info, widgets.HBox(buttons[:2])]),
+            widgets.VBox([self.previous, self.previous_snapshot, buttons[2]]), self.custom],
+            titles=["Standard Networks", "Previous Networks", "Custom Network"])
+        self.network_message = widgets.HTML()
+        self.visualize_button = widgets.Button(description="Visualize", icon="eye",
+                                               tooltip="Build the network on the dataset's shape and list its layers")
+        self.visualize_button.on_click(lambda _: self.visualize())
+        self.summary = NetworkSummaryView()
+        self._refresh_previous()
+        return widgets.VBox([self.network_tabs, self.network_message, self.visualize_button, self.summary])
+
+    def network_source(self) -> str:
+        """The text of the network the active tab selects; OptionError(field='network') when there is none."""
+        tab = self.network_tabs.selected_index
+        if tab == STANDARD and self.standard.value:
+            return zoo.source(self.standard.value)
+        if tab == PREVIOUS and self.previous.value:
+            return find_job(self.previous.value, kind="model").network_source()
+        if tab == CUSTOM and self.custom.value.strip():
+            return self.custom.value
+        raise OptionError(["Choose a standard network", "Choose a previous model",
+                           "Write a network in the Custom tab"][tab or 0], field="network")
+
+    def _customize(self, tab: int) -> None:
+        """DIGITS' "Customize": copy the chosen network's text into the Custom tab and switch to it."""
+        self.network_tabs.selected_index = tab
+        try:
+            self.custom.value = self.network_source()
+        except DigitsError as exc:
+            self._mark("network", str(exc))
+            return
+        self.network_tabs.selected_index = CUSTOM
+
+    def _describe_standard(self) -> None:
+        net = zoo.STANDARD.get(self.standard.value or "")
+        if net is None:
+            self.standard_info.value = "<i>No standard network fits this dataset: write one in Custom.</i>"
+            return
+        tips = ", ".join(f"{k} {v}" for k, v in net.settings.items())
+        self.standard_info.value = (f"<small>{html.escape(net.description)} Designed for input "
+                                    f"{'×'.join(map(str, net.input_shape))} (C×H×W). Suggested: {tips}.</small>")
+
+    def apply_suggested(self) -> None:
+        """Fill the solver and mean fields with the chosen standard network's suggested settings."""
+        net = zoo.STANDARD.get(self.standard.value or "")
+        settings = dict(net.settings) if net is not None else {}
+        if "lr_policy" in settings:
+            self.lr_editor.set_values(settings.pop("lr_policy"), gamma=settings.pop("gamma", None))
+        for key, value in settings.items():
+            self.fields[key].value = value
+
+    def _refresh_previous(self) -> None:
+        models = list(reversed(api.jobs("model")))
+        self.previous.options = [(f"{j.name} ({j.status})", j.id) for j in models]
+        self.previous.value = models[0].id if models else None
+        self._previous_changed()
+
+    def _previous_changed(self) -> None:
+        job = find_job(self.previous.value, kind="model") if self.previous.value else None
+        snaps = [(f"Epoch #{e:g}", f"{e:g}") for e, _ in job.snapshots()] if job is not None else []
+        if job is not None and job.path("snapshots", "best.pt").exists():
+            snaps.append(("Best (lowest validation loss)", "best"))
+        self.previous_snapshot.options = [("None", None)] + snaps
+        self.previous_snapshot.value = None
+
+    def _snapshot_changed(self) -> None:
+        """Choosing a snapshot of a previous model is fine-tuning: it becomes the pretrained weights."""
+        if self.previous_snapshot.value is not None and self.previous.value:
+            self.fields["pretrained"].value = f"{self.previous.value}:{self.previous_snapshot.value}"
+
+    # ---- reacting to the user ----------------------------------------------------------------------
+    @staticmethod
+    def _dataset_choices(extra: Any = None) -> list[tuple[str, str | None]]:
+        """Datasets a model can use: Done or still being created (DIGITS' "running or done")."""
+        found = [j for j in api.jobs("dataset") if j.status == DONE or j.is_running()]
+        if extra is not None and extra.id not in {j.id for j in found}:
+            found.append(extra)
+        return [("(choose a dataset)", None)] + [(f"{j.name} ({j.task}, {j.status})", j.id) for j in found]
+
+    @staticmethod
+    def _devices(current: str) -> list[str]:
+        devices = ["auto", "cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        return devices if current in devices else devices + [current]
+
+    def selected_dataset(self) -> Any:
+        value = self.fields["dataset"].value
+        return find_job(value, kind="dataset") if value else None
+
+    def _dataset_changed(self) -> None:
+        ds = self.selected_dataset()
+        names = standard_networks(ds.task if ds is not None else None)
+        keep = self.standard.value if self.standard.value in names else None
+        self.standard.options = [(zoo.STANDARD[n].title, n) for n in names]
+        self.standard.value = keep or (names[0] if names else None)
+        self._describe_standard()
+        if ds is None:
+            self.dataset_info.value = ""
+            return
+        shape = "×".join(map(str, ds.feature_shape)) if ds.feature_shape else "not known yet"
+        self.dataset_info.value = (f"<small>{html.escape(ds.task)} dataset, images {shape} (H×W×C), "
+                                   f"{ds.nclasses or 'no'} classes, {ds.status}</small>")
+
+    def _solver_changed(self) -> None:
+        self.fields["rms_decay"].visible = self.fields["solver"].value == "rmsprop"
+
+    def _hsv_changed(self) -> None:
+        for name in ("hsv_h", "hsv_s", "hsv_v"):
+            self.fields[name].visible = bool(self.fields["hsv"].value)
+
+    # ---- values, errors, actions -------------------------------------------------------------------
+    def options(self) -> dict[str, Any]:
+        """The form's values as ``dw.train`` options, checked by TrainOptions; OptionError names the field."""
+        own = {n: f for n, f in self.fields.items() if n in OPTION_NAMES}
+        for name, field in own.items():
+            if field.visible and field.validate() is not None and field.error:
+                raise OptionError(field.error, field=name)
+        opts = {n: f.value for n, f in own.items() if n not in POLICY_PARAMS}
+        opts = {**self._extra, **opts, **self.lr_editor.options()}
+        TrainOptions(**opts)  # raises OptionError(field=...) for what the fields alone cannot tell
+        return opts
+
+    def _mark(self, name: str, text: str) -> None:
+        """Put ``text`` next to the field it is about (the form's message when no field matches)."""
+        field = self.fields.get(name)
+        if name == "network":
+            self.network_message.value = f'<span style="color:#c62828">{html.escape(text)}</span>'
+        elif field is None:
+            self.message.value = f'<span style="color:#c62828">{html.escape(text)}</span>'
+            return
+        else:
+            field.verdict = Verdict(ERROR, text)
+            field.reveal()
+            if name in self.lr_editor.fields:
+                self.show_advanced.value = True
+        label = field.label_text if field is not None else "Network"
+        self.message.value = f'<span style="color:#c62828">Please fix: {html.escape(label)}</span>'
+
+    def visualize(self) -> None:
+        """Build the network on the dataset's input shape and show its layers, or its traceback verbatim."""
+        try:
+            source = self.network_source()
+            ds = self.selected_dataset()
+            crop = self.fields["crop"].value if isinstance(self.fields["crop"].value, int) else None
+            if ds is not None:
+                shape, nclasses = input_shape_of(ds, crop)
+            elif self.network_tabs.selected_index == STANDARD and self.standard.value:
+                net = zoo.STANDARD[self.standard.value]
+                shape, nclasses = net.input_shape, 10 if net.kind == "classification" else 0
+            else:
+                raise OptionError("Make sure a dataset is selected to visualize this network.", field="dataset")
+        except DigitsError as exc:
+            self.summary.show_message(str(exc))
+            return
+        self.network_message.value = ""
+        self.summary.show(source, shape, nclasses, self._extra.get("params"),
+                          name=self.fields["name"].value or "network", follow_crop=crop is None)
+
+    def create(self) -> Any:
+        """Check every field, start training and show the job's panel; returns the job (None when refused)."""
+        self.message.value = self.network_message.value = ""
+        for field in self.fields.values():
+            field.reveal()
+        try:
+            ds = self.selected_dataset()
+            if ds is None:
+                raise OptionError("This field is required.", field="dataset")
+            name = self.fields["name"].value
+            if not name:
+                raise OptionError("This field is required.", field="name")
+            options, source = self.options(), self.network_source()
+            job = train(ds, source, name, **options)
+        except OptionError as exc:
+            self._mark(exc.field or "", str(exc))
+            return None
+        except DigitsError as exc:
+            self._mark("", str(exc))
+            return None
+        self.job = job
+        self.children = [panel_for(job)]
+        return job
+
+    def _fill_from(self, job: Any) -> None:
+        """Every field from a model job's options, its network in the Custom tab (Standard when it is one)."""
+        opts = job.options.to_dict()
+        self.fields["name"].value = f"{job.name} (clone)"
+        for name, value in opts.items():
+            if name in self.fields and name not in POLICY_PARAMS and name != "policy":
+                if name == "device":
+                    self.fields[name].control.options = self._devices(value)
+                self.fields[name].value = value
+            elif name not in self.fields and value != D.get(name):
+                self._extra[name] = value
+        self.lr_editor.set_values(opts["policy"], **{p: opts.get(p) for p in POLICY_PARAMS})
+        self.show_advanced.value = opts["policy"] != D["policy"] or any(opts.get(p) is not None
+                                                                        for p in POLICY_PARAMS)
+        text = job.network_source()
+        same = [n for _, n in self.standard.options if zoo.source(n) == text] if self.standard.options else []
+        if same:
+            self.standard.value, self.network_tabs.selected_index = same[0], STANDARD
+        else:
+            self.custom.value, self.network_tabs.selected_index = text, CUSTOM

@@ -1,0 +1,157 @@
+"""The jobs panel: both tables, sorting, refresh through the pump, and the row actions."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+import digits_widgets as dw
+from digits_widgets.nets import zoo
+from digits_widgets.train.launch import wait_for_metrics
+from digits_widgets.ui.jobs_panel import Jobs, MetricsTail
+from digits_widgets.ui.model_form import ModelForm
+from digits_widgets.ui.pump import get_pump
+
+
+@pytest.fixture
+def grads():
+    ds = dw.datasets.gradients("g", train_count=64, val_count=16, image_size=(8, 8), seed=0)
+    ds.wait(60)
+    return ds
+
+
+@pytest.fixture
+def panel():
+    made = []
+
+    def make() -> Jobs:
+        made.append(Jobs())
+        return made[-1]
+    yield make
+    for p in made:
+        p.close()
+
+
+def _texts(table, job_id):
+    return [c.value for c in table.rows[job_id].cells]
+
+
+def _train(ds, name, **options):
+    return dw.train(ds, zoo.source("gradients_regression"), name, **options)
+
+
+def test_lists_datasets_and_models(grads, panel):
+    job = _train(grads, "net", epochs=1, batch_size=16)
+    assert job.wait(60) == "Done"
+    jobs = panel()
+    assert jobs.datasets.order == [grads.id] and jobs.models.order == [job.id]
+    name, status, progress, created, elapsed, last, low, acc = _texts(jobs.models, job.id)
+    assert "net" in name and "Done" in status and progress == "100%"
+    val = [r["loss"] for r in job.metrics("val")]
+    assert last == f"{val[-1]:.4g}" and low == f"{min(val):.4g}" and acc == "—"
+    assert "g" in _texts(jobs.datasets, grads.id)[0]
+    buttons = jobs.models.rows[job.id].buttons
+    assert buttons["abort"].disabled and buttons["resume"].disabled and not buttons["open"].disabled
+    jobs.act("open", job.id)
+    assert jobs.detail.children and "net" in jobs.detail.children[0].children[0].value
+
+
+def test_sorting_by_column_headers(panel):
+    made = {}
+    for name in ("b", "c", "a"):
+        made[name] = dw.datasets.gradients(name, train_count=8, val_count=4, image_size=(4, 4), seed=0)
+        made[name].wait(60)
+        time.sleep(0.01)
+    jobs = panel()
+    ids = {n: j.id for n, j in made.items()}
+    assert jobs.datasets.order == [ids["a"], ids["c"], ids["b"]], "newest first by default"
+    jobs.datasets.sort_by("name")
+    assert jobs.datasets.order == [ids["a"], ids["b"], ids["c"]]
+    assert jobs.datasets.headers[0].description == "Name ▲"
+    jobs.datasets.sort_by("name")
+    assert jobs.datasets.order == [ids["c"], ids["b"], ids["a"]]
+    assert jobs.datasets.headers[0].description == "Name ▼"
+    cells = jobs.datasets.grid.children
+    assert cells[len(jobs.datasets.columns) + 1] is jobs.datasets.rows[ids["c"]].cells[0]
+
+
+def test_delete_is_refused_with_the_dependent_model_named(grads, panel):
+    job = _train(grads, "net", start=False)
+    jobs = panel()
+    jobs.act("delete", grads.id)
+    assert f'Cannot delete &quot;g&quot; because 1 model depends on it: &quot;net&quot; ({job.id})' \
+        in jobs.message.value
+    assert grads.dir.exists()
+    jobs.act("delete", job.id)
+    assert jobs.models.rows[job.id].buttons["delete"].description == "Sure?" and job.dir.exists()
+    jobs.act("delete", job.id)
+    assert not job.dir.exists() and jobs.models.order == []
+    jobs.act("delete", grads.id)
+    jobs.act("delete", grads.id)
+    assert dw.jobs() == [] and jobs.datasets.order == []
+
+
+def test_abort_a_running_job_then_resume_it(grads, panel):
+    job = _train(grads, "long", epochs=2000, batch_size=16)
+    wait_for_metrics(job, 2, "val", timeout=60)
+    jobs = panel()
+    assert not jobs.models.rows[job.id].buttons["abort"].disabled
+    jobs.act("abort", job.id)
+    assert job.wait(60) == "Aborted"
+    get_pump().tick(force=True)
+    assert "Aborted" in _texts(jobs.models, job.id)[1]
+    resume = jobs.models.rows[job.id].buttons["resume"]
+    assert not resume.disabled, "an aborted model with a checkpoint can be resumed"
+    done = len(job.metrics("val"))
+    jobs.act("resume", job.id)
+    assert job.is_running()
+    assert jobs.detail.children, "resume opens the job's panel"
+    wait_for_metrics(job, done + 2, "val", timeout=60)
+    jobs.act("abort", job.id)
+    assert job.wait(60) == "Aborted"
+
+
+def test_clone_opens_a_prefilled_form(grads, panel):
+    job = _train(grads, "net", start=False, epochs=7, lr=0.02)
+    jobs = panel()
+    jobs.act("clone", job.id)
+    form = jobs.detail.children[1]
+    assert isinstance(form, ModelForm)
+    assert (form.fields["epochs"].value, form.fields["lr"].value, form.fields["dataset"].value) == (7, 0.02, grads.id)
+
+
+def test_refresh_picks_up_new_jobs_and_leaves_unchanged_rows_alone(grads, panel):
+    jobs = panel()
+    assert jobs.models.order == []
+    grid_children = jobs.datasets.grid.children
+    cell = jobs.datasets.rows[grads.id].cells[0]
+    job = _train(grads, "new", start=False)
+    get_pump().tick(force=True)
+    assert jobs.models.order == [job.id]
+    assert "Initialized" in _texts(jobs.models, job.id)[1]
+    assert jobs.datasets.grid.children is grid_children, "nothing changed: the grid is not rebuilt"
+    assert jobs.datasets.rows[grads.id].cells[0] is cell
+    jobs.close()
+    other = _train(grads, "after close", start=False)
+    get_pump().tick(force=True)
+    assert other.id not in jobs.models.rows, "a closed panel stops refreshing"
+
+
+def test_metrics_tail_reads_only_what_was_appended(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    rows = [{"phase": "train", "loss": 9.0}, {"phase": "val", "loss": 2.0, "accuracy": 0.5},
+            {"phase": "val", "loss": 3.0, "accuracy": 0.25}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]) + '{"phase": "val", "lo')
+    tail = MetricsTail().update(path)
+    assert (tail.last_loss, tail.min_loss, tail.accuracy) == (2.0, 2.0, 0.5)
+    with open(path, "a") as f:
+        f.write('ss": 3.0, "accuracy": 0.25}\n')
+    tail.update(path)
+    assert (tail.last_loss, tail.min_loss, tail.accuracy) == (3.0, 2.0, 0.25)
+    tmp = tmp_path / "new.jsonl"   # a resume trims the file by replacing it: the summary starts over
+    tmp.write_text(json.dumps(rows[0]) + "\n" + json.dumps(rows[2]) + "\n")
+    os.replace(tmp, path)
+    tail.update(path)
+    assert (tail.last_loss, tail.min_loss, tail.accuracy) == (3.0, 3.0, 0.25)

@@ -1,0 +1,221 @@
+"""Building a trainable network from whatever the user wrote: cell text, a Tower subclass, a Torch7-style
+function, a module, or a (module, loss) pair.
+
+Every way ends in a :class:`Network` whose ``module`` is a :class:`TrainableNet`. Building also runs one small
+batch of zeros in eval mode, so shape errors surface at once (DIGITS' "Visualize") and layers that a Tower
+creates lazily exist before the optimizer does. Any failure of user code becomes a
+:class:`~digits_widgets.errors.NetworkError` carrying the user's traceback.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import NetworkError
+from .source import exec_network_source, network_error
+from .tower import Tower
+from .trainable import StepOutput, TrainableNet
+
+__all__ = ['Network', 'build_network', 'exec_network_source', 'TrainableNet', 'StepOutput']
+
+MISSING_USER_MODEL = "The user model class 'UserModel' is not defined."
+OTHER_FORMS = ("Define `class UserModel(Tower)` with `inference` and `loss` model properties, or one of the two "
+               "other accepted forms: a Torch7-style function `network(params)` returning a dict with at least "
+               "'model' (an nn.Module), or a plain PyTorch variable `model` (an nn.Module) with an optional "
+               "`loss(output, target)`.")
+_TORCH7_KEYS = {
+    'model': 'model', 'loss': 'loss', 'label_hook': 'label_hook', 'labelHook': 'label_hook',
+    'train_batch_size': 'train_batch_size', 'trainBatchSize': 'train_batch_size',
+    'validation_batch_size': 'validation_batch_size', 'validationBatchSize': 'validation_batch_size',
+    'crop_len': 'crop_len', 'croplen': 'crop_len', 'fine_tune_hook': 'fine_tune_hook',
+    'fineTuneHook': 'fine_tune_hook',
+    # Torch7 wrapped models in DataParallelTable unless told not to; we never do, so the flag means nothing.
+    'disableAutoDataParallelism': None, 'disable_auto_data_parallelism': None,
+}
+
+
+@dataclass
+class Network:
+    """A built network and the settings it asked for (``None`` = the form's value)."""
+
+    module: TrainableNet
+    style: str
+    train_batch_size: int | None = None
+    validation_batch_size: int | None = None
+    crop_len: int | None = None
+    fine_tune_hook: Callable[[nn.Module], nn.Module] | None = None
+    source: str | None = None
+
+    def first_batch(self, x: Tensor, y: Tensor | None = None) -> StepOutput:
+        """Run one batch the way training does; an exception of user code becomes a NetworkError with its
+        traceback, since the first real batch is where shapes meet the dataset's labels."""
+        try:
+            return self.module(x, y)
+        except NetworkError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - user code: report it with its traceback
+            raise network_error('The network failed on its first batch', exc) from None
+
+    def apply_fine_tune_hook(self) -> 'Network':
+        """A Network around ``fine_tune_hook(inner)`` (Torch7's ``fineTuneHook``), with the same loss and label
+        hook; call it after loading the pretrained snapshot. Without a hook, ``self``."""
+        if self.fine_tune_hook is None:
+            return self
+        net = self.module
+        try:
+            inner = self.fine_tune_hook(net.inner)
+        except Exception as exc:  # noqa: BLE001
+            raise network_error('The fine_tune_hook failed', exc) from None
+        if not isinstance(inner, nn.Module):
+            raise NetworkError(f"fine_tune_hook must return an nn.Module, got {type(inner).__name__}")
+        module = TrainableNet(inner, net.style, net.loss_fn, net.label_hook, net.nclasses)
+        module.train(net.training)
+        return replace(self, module=module, fine_tune_hook=None)
+
+
+def _shape(input_shape: Any) -> tuple[int, int, int]:
+    try:
+        shape = tuple(int(v) for v in input_shape)
+    except (TypeError, ValueError):
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise NetworkError(f"input_shape must be (C, H, W) with positive sizes, got {input_shape!r}")
+    return shape  # type: ignore[return-value]
+
+
+def _positive_int(value: Any, key: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise NetworkError(f"'{key}' must be a positive integer, got {value!r}")
+    return value
+
+
+def _callable_or_none(value: Any, key: str) -> Any:
+    if value is not None and not callable(value):
+        raise NetworkError(f"'{key}' must be callable, got {type(value).__name__}")
+    return value
+
+
+def _torch7_settings(result: Any) -> dict[str, Any]:
+    """Normalise the dict a Torch7-style ``network(params)`` returns (Lua camelCase keys accepted)."""
+    if isinstance(result, nn.Module):
+        result = {'model': result}
+    if not isinstance(result, dict):
+        raise NetworkError("network(params) must return a dict with at least 'model' (an nn.Module), got "
+                           f"{type(result).__name__}")
+    unknown = sorted(str(k) for k in result if k not in _TORCH7_KEYS)
+    if unknown:
+        raise NetworkError(f"network(params) returned unknown key(s) {unknown}; accepted keys: "
+                           f"{', '.join(sorted(k for k, v in _TORCH7_KEYS.items() if v))}")
+    settings = {_TORCH7_KEYS[k]: v for k, v in result.items() if _TORCH7_KEYS[k]}
+    if not isinstance(settings.get('model'), nn.Module):
+        raise NetworkError("network(params) must return a dict whose 'model' is an nn.Module, got "
+                           f"{type(settings.get('model')).__name__}")
+    for key in ('loss', 'label_hook', 'fine_tune_hook'):
+        _callable_or_none(settings.get(key), key)
+    for key in ('train_batch_size', 'validation_batch_size', 'crop_len'):
+        settings[key] = _positive_int(settings.get(key), key)
+    return settings
+
+
+def _pick_from_namespace(ns: dict[str, Any]) -> tuple[str, Any]:
+    """Which style the cell defines: UserModel(Tower), then ``network``, then ``model``."""
+    user_model = ns.get('UserModel')
+    if inspect.isclass(user_model) and issubclass(user_model, Tower):
+        return 'tower', user_model
+    if callable(ns.get('network')):
+        return 'torch7', ns['network']
+    if isinstance(ns.get('model'), nn.Module):
+        loss = _callable_or_none(ns.get('loss'), 'loss')
+        return 'module', (ns['model'], loss)
+    if 'UserModel' in ns:
+        what = ("is not a class" if not inspect.isclass(user_model)
+                else "does not inherit from Tower")
+        raise NetworkError(f"The user model class 'UserModel' {what}. {OTHER_FORMS}")
+    if 'model' in ns:
+        raise NetworkError(f"`model` must be an nn.Module, got {type(ns['model']).__name__}. {OTHER_FORMS}")
+    raise NetworkError(f"{MISSING_USER_MODEL} {OTHER_FORMS}")
+
+
+def _classify_definition(definition: Any) -> tuple[str, Any]:
+    if inspect.isclass(definition) and issubclass(definition, Tower):
+        return 'tower', definition
+    if isinstance(definition, nn.Module):
+        return 'module', (definition, None)
+    if (isinstance(definition, tuple) and len(definition) == 2 and isinstance(definition[0], nn.Module)
+            and (definition[1] is None or callable(definition[1]))):
+        return 'module', definition
+    if callable(definition) and not inspect.isclass(definition):
+        return 'torch7', definition
+    raise NetworkError("A network definition is source text, a Tower subclass, a function returning a "
+                       "Torch7-style dict, an nn.Module or an (nn.Module, loss) pair; got "
+                       f"{type(definition).__name__}")
+
+
+def _check_tower_class(cls: type) -> None:
+    missing = [p for p in ('inference', 'loss') if not isinstance(inspect.getattr_static(cls, p, None), property)]
+    if missing:
+        raise NetworkError(f"The user model class '{cls.__name__}' must define {' and '.join(missing)} "
+                           "as @model_property (DIGITS: 'The properties inference and loss must be defined').")
+
+
+def _dry_run(net: TrainableNet, input_shape: tuple[int, int, int], nclasses: int) -> None:
+    """One eval-mode batch of zeros (labels too for classification): lazily created layers come into
+    being, and shape errors show before any training starts."""
+    x = torch.zeros(2, *input_shape)
+    y = torch.zeros(2, dtype=torch.long) if nclasses > 0 else None
+    was_training = net.training
+    net.eval()
+    try:
+        net(x, y)
+    finally:
+        net.train(was_training)
+
+
+def build_network(definition: Any, input_shape: tuple[int, int, int], nclasses: int = 0,
+                  params: dict[str, Any] | None = None, name: str = 'network') -> Network:
+    """Build a :class:`Network` from source text, a Tower subclass, a Torch7-style function, a module or a
+    (module, loss) pair.
+
+    ``input_shape`` is ``(C, H, W)`` after cropping; ``nclasses`` is 0 for non-classification datasets.
+    Torch7-style functions get ``params`` plus ``ngpus`` (default: visible CUDA devices), ``nclasses``,
+    ``input_shape`` and its Lua alias ``inputShape``; a Tower gets them as ``self.params``; source text also
+    sees ``input_shape``, ``nclasses`` and ``params`` as globals. Raises NetworkError when it does not build.
+    """
+    shape = _shape(input_shape)
+    nclasses = int(nclasses)
+    full_params = {'ngpus': torch.cuda.device_count(), **(params or {}),
+                   'nclasses': nclasses, 'input_shape': shape, 'inputShape': shape}
+    source = None
+    if isinstance(definition, str):
+        source = definition
+        ns = exec_network_source(source, name, {'input_shape': shape, 'nclasses': nclasses,
+                                                'params': dict(full_params)})
+        style, found = _pick_from_namespace(ns)
+    else:
+        style, found = _classify_definition(definition)
+    settings: dict[str, Any] = {}
+    try:
+        if style == 'tower':
+            _check_tower_class(found)
+            inner = found(shape, nclasses, is_training=True, is_inference=False, params=dict(full_params))
+            module = TrainableNet(inner, 'tower', nclasses=nclasses)
+        elif style == 'torch7':
+            settings = _torch7_settings(found(dict(full_params)))
+            module = TrainableNet(settings.pop('model'), 'torch7', settings.pop('loss', None),
+                                  settings.pop('label_hook', None), nclasses)
+        else:
+            model, loss = found
+            module = TrainableNet(model, 'module', loss, None, nclasses)
+        module.train()
+        _dry_run(module, shape, nclasses)
+    except NetworkError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - user code: report it with its traceback
+        raise network_error(f"The network '{name}' does not build", exc) from None
+    return Network(module=module, style=style, source=source, **settings)

@@ -138,6 +138,23 @@ class Job:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id} {self.name!r} {self.status}>"
 
+    def _ipython_display_(self) -> None:
+        """In a notebook a job shows as its widget; in a terminal (or without widgets) as text."""
+        from IPython import get_ipython
+        from IPython.display import display
+        shell = get_ipython()
+        in_kernel = shell is not None and getattr(shell, "kernel", None) is not None
+        if in_kernel and Job.viewer is not None:
+            display(self.show())
+        else:
+            display(self._text())
+
+    def _text(self) -> Any:
+        """Plain-text stand-in for terminals: what ``_repr_pretty_`` would print."""
+        from IPython.display import Pretty
+        from IPython.lib.pretty import pretty
+        return Pretty(pretty(_PlainView(self)))
+
     def show(self) -> Any:
         """The job's widget (dataset view or training panel), redrawn from disk: also after a restart."""
         if Job.viewer is None:
@@ -321,6 +338,17 @@ class Job:
                 raise self.exception
             raise JobError(f"Job {self.id} ({self.name}) failed: {self.error}")
         return status
+
+
+class _PlainView:
+    """Wraps a job so IPython's pretty printer uses the job's ``_repr_pretty_`` (or its repr)."""
+
+    def __init__(self, job: Job):
+        self.job = job
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        method = getattr(self.job, "_repr_pretty_", None)
+        p.text(repr(self.job)) if method is None else method(p, cycle)
 
 
 # ---- the store ---------------------------------------------------------------------------------

@@ -117,7 +117,7 @@ def follow(job: ModelJob, poll: float = 0.25) -> None:
                         continue
         if job.progress:
             job.emit({"type": "progress", **job.progress})
-        if proc_done or (job.process is None and status not in ACTIVE):
+        if proc_done or (job.process is None and job.status not in ACTIVE):  # status: a dead owner is Aborted
             break
         time.sleep(poll)
     if job.process is not None and job.record["status_history"][-1][0] in ACTIVE:

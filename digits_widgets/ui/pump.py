@@ -1,0 +1,250 @@
+"""The UI pump: the one place where job events become widget changes, on the kernel's main thread.
+
+Training and dataset threads never touch a widget (ipywidgets' Python-side state has no locks, and
+ipykernel 7.0 broke threaded updates outright). They put events on the queues that ``job.subscribe()``
+hands out; this pump drains those queues from a timer on the kernel's event loop, at most every
+``INTERVAL`` seconds, and hands each watcher its whole batch at once inside ``hold_sync()`` of the widgets
+it named, so a burst of 500 metric events costs one message per widget, not 500.
+
+Which loop: ipykernel (6 and 7) runs the shell on a tornado ``IOLoop`` wrapping an asyncio loop in the
+main thread; ``get_ipython().kernel.io_loop.asyncio_loop`` is that loop, and it is the same object as
+``asyncio.get_running_loop()`` seen from a cell (checked against ipykernel 7.4). Callbacks scheduled on
+it run between shell messages, so they never race a cell or a button click. Where there is no kernel
+(plain Python, a test, a torchrun worker importing ui by accident) the pump schedules nothing and does
+its work only when ``tick()`` is called.
+
+The timer is armed only while something is watched or a periodic function is registered, so an idle
+kernel does no work. Handler exceptions are logged and swallowed: one broken view must not stop every
+other view from updating.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Protocol
+
+log = logging.getLogger(__name__)
+
+INTERVAL = 0.2          # seconds between drains: ~5 updates a second, under Jupyter's IOPub rate limit
+_MIN_DELAY = 0.02       # never spin the loop faster than this for periodic functions
+
+
+class Watchable(Protocol):
+    """What ``Pump.watch`` needs from a job: a queue of later events, and a way to stop receiving them."""
+
+    def subscribe(self) -> "queue.SimpleQueue[dict]": ...
+
+    def unsubscribe(self, q: "queue.SimpleQueue[dict]") -> None: ...
+
+
+Handler = Callable[[list[dict]], None]
+
+
+@dataclass
+class _Watch:
+    job: Watchable
+    queue: "queue.SimpleQueue[dict]"
+    handler: Handler
+    hold: tuple[Any, ...]
+
+
+@dataclass
+class _Periodic:
+    seconds: float
+    fn: Callable[[], None]
+    due: float
+
+
+def kernel_loop() -> asyncio.AbstractEventLoop | None:
+    """The running ipykernel's main-thread event loop, or None outside a kernel."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    io_loop = getattr(getattr(shell, "kernel", None), "io_loop", None)
+    loop = getattr(io_loop, "asyncio_loop", None)
+    if loop is not None and not loop.is_closed():
+        return loop
+    if shell is not None and threading.current_thread() is threading.main_thread():
+        try:   # a kernel without ``io_loop`` (an embedded or future one) still runs cells on a loop
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+    return None
+
+
+class Pump:
+    """Drains watched jobs' event queues on the main thread and calls their handlers with batches."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, interval: float = INTERVAL,
+                 find_loop: Callable[[], asyncio.AbstractEventLoop | None] = kernel_loop):
+        self.interval = interval
+        self._fixed_loop = loop
+        self._find_loop = find_loop
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+        self._watches: dict[int, _Watch] = {}
+        self._periodic: dict[int, _Periodic] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._ticking = False
+        self.ticks = 0          # drains that delivered at least one batch (for tests and diagnostics)
+
+    # ---- the loop --------------------------------------------------------------------------------
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop the timer runs on; None means manual mode (call ``tick()``)."""
+        return self._fixed_loop if self._fixed_loop is not None else self._find_loop()
+
+    @property
+    def active(self) -> bool:
+        """True while anything is watched or periodic, i.e. while the timer should run."""
+        with self._lock:
+            return bool(self._watches or self._periodic)
+
+    def _wake(self) -> None:
+        """Make sure the timer is armed; safe from any thread (the worker never runs a handler itself)."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(self._arm, loop)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        """(Re)schedule the timer for the soonest work; runs on the loop's thread only."""
+        delay = self._next_delay()
+        if self._timer is not None:
+            if delay is None or self._timer.when() <= loop.time() + delay + 1e-3:
+                return    # already due soon enough (a new watch must not wait for a slow periodic)
+            self._timer.cancel()
+            self._timer = None
+        if delay is not None:
+            self._timer = loop.call_later(delay, self._on_timer, loop)
+
+    def _next_delay(self) -> float | None:
+        with self._lock:
+            delays = [self.interval] if self._watches else []
+            now = time.monotonic()
+            delays += [max(p.due - now, _MIN_DELAY) for p in self._periodic.values()]
+        return min(delays) if delays else None
+
+    def _on_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        try:
+            self.tick()
+        except Exception:  # noqa: BLE001 - the pump must outlive anything a tick does
+            log.exception("UI pump tick failed")
+        finally:
+            self._arm(loop)
+
+    # ---- registering -----------------------------------------------------------------------------
+    def watch(self, job: Watchable, handler: Handler, hold: Iterable[Any] = ()) -> Callable[[], None]:
+        """Call ``handler(events)`` on the main thread with each batch of ``job``'s new events.
+
+        ``hold``: widgets whose changes the handler makes; the pump wraps the call in their
+        ``hold_sync()`` so each sends at most one message per batch. Returns ``stop()``.
+        """
+        q = job.subscribe()
+        key = next(self._ids)
+        with self._lock:
+            self._watches[key] = _Watch(job, q, handler, tuple(hold))
+        self._wake()
+
+        def stop() -> None:
+            with self._lock:
+                watch = self._watches.pop(key, None)
+            if watch is not None:
+                job.unsubscribe(q)
+        return stop
+
+    def every(self, seconds: float, fn: Callable[[], None]) -> Callable[[], None]:
+        """Call ``fn()`` on the main thread every ``seconds`` (first call after ``seconds``); returns ``cancel()``."""
+        if seconds <= 0:
+            raise ValueError(f"every() needs a positive period (got {seconds})")
+        key = next(self._ids)
+        with self._lock:
+            self._periodic[key] = _Periodic(float(seconds), fn, time.monotonic() + seconds)
+        self._wake()
+
+        def cancel() -> None:
+            with self._lock:
+                self._periodic.pop(key, None)
+        return cancel
+
+    # ---- draining --------------------------------------------------------------------------------
+    def tick(self, force: bool = False) -> int:
+        """Drain every watched queue now and run the periodic functions that are due (all with ``force``).
+
+        Returns the number of events delivered. Must run on the main thread: handlers set widget
+        traits. A handler that (indirectly) calls ``tick()`` gets 0 instead of re-entering.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("Pump.tick() runs handlers that set widget traits: call it on the main thread")
+        if self._ticking:
+            return 0
+        self._ticking = True
+        try:
+            with self._lock:
+                watches = list(self._watches.items())
+            delivered = 0
+            for key, watch in watches:
+                events = _drain(watch.queue)
+                if not events:
+                    continue
+                with self._lock:
+                    if key not in self._watches:   # stopped by an earlier handler in this tick
+                        continue
+                delivered += len(events)
+                self._call(watch.handler, watch.hold, events)
+            if delivered:
+                self.ticks += 1
+            self._run_periodic(force)
+            return delivered
+        finally:
+            self._ticking = False
+
+    def _run_periodic(self, force: bool) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = [p for p in self._periodic.values() if force or p.due <= now]
+            for p in due:
+                p.due = now + p.seconds
+        for p in due:
+            self._call(p.fn, (), None)
+
+    @staticmethod
+    def _call(fn: Callable, hold: tuple[Any, ...], events: list[dict] | None) -> None:
+        try:
+            with contextlib.ExitStack() as stack:
+                for widget in hold:
+                    stack.enter_context(widget.hold_sync())
+                fn() if events is None else fn(events)
+        except Exception:  # noqa: BLE001 - logged; the other views keep updating
+            log.exception("UI handler %r failed", fn)
+
+
+def _drain(q: "queue.SimpleQueue[dict]") -> list[dict]:
+    events = []
+    while True:
+        try:
+            events.append(q.get_nowait())
+        except queue.Empty:
+            return events
+
+
+_pump: Pump | None = None
+_pump_lock = threading.Lock()
+
+
+def get_pump() -> Pump:
+    """The kernel's one pump (created on first use)."""
+    global _pump
+    with _pump_lock:
+        if _pump is None:
+            _pump = Pump()
+        return _pump

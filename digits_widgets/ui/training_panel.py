@@ -1,0 +1,358 @@
+"""The training panel: live curves, progress, status history, log tail and Abort / Pause / Resume.
+
+It is a view over the job directory. On construction it subscribes to the job's events (through the
+pump) and then redraws everything from disk, so ``dw.job(id).show()`` after a kernel restart shows
+the same panel as the cell that started training. Events that were both read from disk and queued
+are told apart by their timestamps; a resumed run (whose steps go back to the checkpoint) replaces the
+points the interrupted run logged after it. A job that another process runs (torchrun) and that no
+thread of this kernel follows is followed from its directory (``train.launch.follow``).
+
+Why the finished curves are a second output updated by display id: widget state is not saved with
+a notebook by default, and JupyterLab shows "Error displaying widget: model not found" for a widget
+output it cannot restore; it does not fall back to another MIME type of the same output. So when the
+panel is displayed (``display(panel)``, a cell result, ``show_training``) it emits two outputs: the
+widget, and an ordinary ``display_data`` with a display id, empty while training runs. When the job
+ends, the pump (main thread) sends ``update_display_data`` for that id with an ``image/png`` of the
+curves (curves_png.py). Display updates are routed by id, not by the cell that is running, so this
+works from a timer callback, and the PNG becomes part of the saved notebook: JupyterLab, nbviewer
+and GitHub all show it. A job that has already finished shows its PNG at once.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import re
+import threading
+import time
+import traceback
+import weakref
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+from bqplot import Axis, Figure, LinearScale, Lines
+
+from ..errors import DigitsError
+from ..store.jobs import ABORTED, ACTIVE, DONE, ERROR, RUNNING, WAITING
+from ..train import records
+from ..train.launch import follow
+from .pump import Pump, get_pump
+from .series import DecimatedSeries, SeriesLine
+
+LOG_LINES = 10
+FINISHED = (DONE, ABORTED, ERROR)
+COLORS = {"train": "#1f77b4", "val": "#ff7f0e", "accuracy": "#2ca02c", "lr": "#9467bd"}
+_TAIL_BYTES = 64 * 1024
+_STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+_ERROR_RE = re.compile(rf"^{_STAMP} ERROR (.*?)(?=^{_STAMP} |\Z)", re.M | re.S)
+
+_followers: "weakref.WeakKeyDictionary[Any, threading.Thread]" = weakref.WeakKeyDictionary()
+_followers_lock = threading.Lock()
+
+
+def ensure_followed(job: Any) -> bool:
+    """Follow a job another process runs when nothing in this kernel feeds its events; True if started.
+
+    A job run by a thread here, or by a torchrun this kernel started (``job.process``), already emits
+    events. A job object reopened from disk (after a restart, or via ``dw.job``) does not.
+    """
+    if getattr(job, "process", None) is not None or job.is_owned_here():
+        return False
+    if job.record["status_history"][-1][0] not in (WAITING, RUNNING) or not job.is_running():
+        return False   # finished, never started, or its process died (status then reads Aborted)
+    with _followers_lock:
+        running = _followers.get(job)
+        if running is not None and running.is_alive():
+            return False
+        thread = threading.Thread(target=follow, args=(job,), daemon=True, name=f"digits-follow-{job.id}")
+        _followers[job] = thread
+        thread.start()
+    return True
+
+
+def _tail_lines(path: Path, n: int) -> list[str]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - _TAIL_BYTES))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return []
+    return (lines[1:] if size > _TAIL_BYTES else lines)[-n:]
+
+
+def error_traceback(job: Any) -> str:
+    """The Python traceback of a failed job: from the live exception, else the last ERROR in its logs."""
+    exc = getattr(job, "exception", None)
+    if exc is not None:
+        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+    for name in ("train.log", "job.log"):
+        found = _ERROR_RE.findall("\n".join(_tail_lines(job.path(name), 400)) + "\n")
+        if found:
+            return found[-1].rstrip()
+    return ""
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def progress_text(progress: dict, samples_per_s: float | None, epochs: int, running: bool) -> str:
+    """'epoch 3/10 · 1234 samples/s · ETA 0m12s' from a progress event and the last train metric."""
+    done, total, stage = progress.get("done", 0), progress.get("total", 0), progress.get("stage") or ""
+    parts = []
+    if stage.startswith("epoch"):
+        parts.append(stage)
+    elif total:
+        parts.append(f"epoch {min(epochs, int(np.ceil(done / total * epochs)))}/{epochs}")
+    if samples_per_s:
+        parts.append(f"{samples_per_s:,.0f} samples/s")
+    if running and progress.get("eta") is not None:
+        parts.append(f"ETA {_duration(progress['eta'])}")
+    return " · ".join(parts)
+
+
+def status_html(job: Any, status: str) -> str:
+    """The status history (status and time per entry); an Error shows its message in red and its traceback."""
+    rows = [f"<tr><td style='padding-right:1em'>{html.escape(s)}</td><td>{_when(t)}</td></tr>"
+            for s, t in job.status_history]
+    if status != job.status_history[-1][0]:
+        rows.append(f"<tr><td>{html.escape(status)}</td><td>(its process is gone)</td></tr>")
+    out = "<table style='font-size:90%'>" + "".join(rows) + "</table>"
+    if status == ERROR:
+        out += f"<pre style='color:#c62828;white-space:pre-wrap'>{html.escape(job.error or 'Error')}</pre>"
+        tb = error_traceback(job)
+        if tb:
+            out += (f"<details><summary>Traceback</summary><pre style='white-space:pre-wrap'>"
+                    f"{html.escape(tb)}</pre></details>")
+    return out
+
+
+def _is_classification(job: Any) -> bool:
+    try:
+        return job.dataset.task == "classification"
+    except Exception:  # noqa: BLE001 - the dataset may be gone; the model remembers its task as its type
+        return job.type == "classification"
+
+
+def _line(x: LinearScale, y: LinearScale, color: str, label: str, marker: str | None = None) -> Lines:
+    extra = {"marker": marker, "marker_size": 24} if marker else {}
+    return Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=[color], labels=[label],
+                 display_legend=True, **extra)
+
+
+class TrainingPanel(widgets.VBox):
+    """Everything about one model job's training, kept current by the UI pump."""
+
+    def __init__(self, job: Any, pump: Pump | None = None, capacity: int = 1000):
+        self.job = job
+        self.classification = _is_classification(job)
+        self.epochs = job.options.epochs
+        self.train_loss, self.lr = DecimatedSeries(capacity), DecimatedSeries(capacity)
+        self.val_loss, self.val_accuracy = DecimatedSeries(10 * capacity), DecimatedSeries(10 * capacity)
+        self._last_time = {"train": 0.0, "val": 0.0}
+        self._progress: dict = {}
+        self._samples_per_s: float | None = None
+        self._logs: deque[str] = deque(maxlen=LOG_LINES)
+        self._curves_id = f"digits-curves-{job.id}-{id(self):x}"
+        self._displayed = False
+        self._shown_final: tuple[str, int] | None = None   # (status, history length) whose PNG was sent
+        self._shown_status: str | None = None
+        self.png: bytes | None = None
+
+        x, y, y_acc, x_lr, y_lr = LinearScale(), LinearScale(), LinearScale(min=0, max=100), LinearScale(), LinearScale()
+        self.lines = [SeriesLine(_line(x, y, COLORS["train"], "loss (train)"), self.train_loss),
+                      SeriesLine(_line(x, y, COLORS["val"], "loss (val)", "circle"), self.val_loss)]
+        axes = [Axis(scale=x, label="epoch"), Axis(scale=y, side="left", label="loss")]
+        if self.classification:
+            self.lines.append(SeriesLine(_line(x, y_acc, COLORS["accuracy"], "accuracy (val) %", "square"),
+                                         self.val_accuracy))
+            axes.append(Axis(scale=y_acc, side="right", label="accuracy (%)"))
+        self.lines.append(SeriesLine(_line(x_lr, y_lr, COLORS["lr"], "learning rate"), self.lr))
+        margin = {"top": 20, "bottom": 40, "left": 65, "right": 65}
+        self.figure = Figure(marks=[s.line for s in self.lines[:-1]], axes=axes, animation_duration=0,
+                             legend_location="top-right", fig_margin=margin,
+                             layout=widgets.Layout(width="100%", height="300px"))
+        self.lr_figure = Figure(marks=[self.lines[-1].line], animation_duration=0, fig_margin=margin,
+                                axes=[Axis(scale=x_lr, label="epoch"),
+                                      Axis(scale=y_lr, side="left", label="learning rate",
+                                           tick_format=".2e")],
+                                layout=widgets.Layout(width="100%", height="150px"))
+        self.title = widgets.HTML()
+        self.progress = widgets.IntProgress(min=0, max=1, value=0, layout=widgets.Layout(width="50%"))
+        self.progress_label = widgets.HTML()
+        self.abort_button = widgets.Button(description="Abort", icon="stop", button_style="danger")
+        self.pause_button = widgets.Button(description="Pause", icon="pause")
+        self.resume_button = widgets.Button(description="Resume", icon="play", button_style="success")
+        self.message = widgets.HTML()
+        self.status = widgets.HTML()
+        self.log_html = widgets.HTML()   # not ``log``: that is the widget's Logger trait
+        self.abort_button.on_click(lambda _: self._act(self.job.abort))
+        self.pause_button.on_click(lambda _: self._act(self.job.pause))
+        self.resume_button.on_click(lambda _: self._act(self._resume))
+        super().__init__(children=[
+            self.title, self.figure, self.lr_figure,
+            widgets.HBox([self.progress, self.progress_label]),
+            widgets.HBox([self.abort_button, self.pause_button, self.resume_button, self.message]),
+            self.status, self.log_html])
+        self._synced = (self.title, self.progress, self.progress_label, self.status, self.log_html,
+                        self.abort_button, self.pause_button, self.resume_button)
+        self._pump = pump or get_pump()
+        self._stop = self._pump.watch(job, self._on_events, hold=self._synced)  # subscribe before reading disk
+        self.redraw()
+        ensure_followed(job)
+
+    # ---- from disk -------------------------------------------------------------------------------
+    def redraw(self) -> None:
+        """Rebuild every part from the job directory (what a restarted kernel does)."""
+        for s in (self.train_loss, self.lr, self.val_loss, self.val_accuracy):
+            s.clear()
+        self._last_time = {"train": 0.0, "val": 0.0}
+        for record in self.job.metrics():
+            self._add_metric(record)
+        self._progress = dict(self.job.progress)
+        self._logs.clear()
+        self._logs.extend(_tail_lines(self.job.path("train.log"), LOG_LINES))
+        self._render(status_changed=True, logs_changed=True, force=True)
+
+    # ---- live events -----------------------------------------------------------------------------
+    def _on_events(self, events: list[dict]) -> None:
+        status_changed = logs_changed = False
+        for e in events:
+            kind = e.get("type")
+            if kind == "metric":
+                self._add_metric(e)
+            elif kind == "progress":
+                self._progress = e
+            elif kind == "log":
+                stamp = _when(e.get("time", time.time()))
+                self._logs.extend(f"{stamp} {line}" for line in str(e.get("line", "")).splitlines())
+                logs_changed = True
+            elif kind in ("status", "paused"):
+                status_changed = True
+        self._render(status_changed, logs_changed)
+
+    def _add_metric(self, r: dict) -> None:
+        phase, epoch = r.get("phase"), r.get("epoch")
+        if phase not in self._last_time or epoch is None:
+            return
+        t, step = float(r.get("time") or 0.0), r.get("step", 0)
+        if t and t <= self._last_time[phase]:
+            return    # already drawn: read from disk while also queued
+        self._last_time[phase] = max(t, self._last_time[phase])
+        series = (self.train_loss, self.lr) if phase == "train" else (self.val_loss, self.val_accuracy)
+        last = series[0].last_key
+        if last is not None and step <= last:   # a resumed run logs again from its checkpoint
+            for s in series:
+                s.truncate(step)
+        if phase == "train":
+            self.train_loss.add(epoch, r.get("loss"), step)
+            self.lr.add(epoch, r.get("lr"), step)
+            self._samples_per_s = r.get("samples_per_s", self._samples_per_s)
+        else:
+            self.val_loss.add(epoch, r.get("loss"), step)
+            acc = r.get("accuracy")
+            self.val_accuracy.add(epoch, None if acc is None else 100.0 * acc, step)
+
+    # ---- drawing (main thread, inside hold_sync of self._synced) -----------------------------------
+    def _render(self, status_changed: bool, logs_changed: bool = False, force: bool = False) -> None:
+        for line in self.lines:
+            line.draw(force)
+        status = self.job.status
+        status_changed = status_changed or status != self._shown_status   # e.g. its process died
+        self._shown_status = status
+        running = status in ACTIVE
+        p = self._progress
+        self.progress.max = max(1, int(p.get("total") or 1))
+        self.progress.value = min(self.progress.max, int(p.get("done") or 0))
+        self.progress.bar_style = {DONE: "success", ERROR: "danger", ABORTED: "warning"}.get(status, "")
+        self.progress_label.value = html.escape(progress_text(p, self._samples_per_s, self.epochs, running))
+        if logs_changed:
+            self.log_html.value = ("<pre style='font-size:85%;margin:0;white-space:pre-wrap'>"
+                                   + html.escape("\n".join(self._logs)) + "</pre>")
+        if status_changed:
+            paused = self.job.paused and running
+            self.title.value = (f"<b>{html.escape(self.job.name)}</b> ({self.job.id}) · "
+                                f"{html.escape(status)}{' (paused)' if paused else ''}")
+            self.status.value = status_html(self.job, status)
+            self.abort_button.disabled = not running
+            self.pause_button.disabled = not running or paused
+            self.resume_button.disabled = not (paused or self._can_resume(status))
+            self._update_curves(status)
+
+    def _can_resume(self, status: str) -> bool:
+        return status in (ABORTED, ERROR) and self.job.path(records.CHECKPOINT).exists()
+
+    # ---- buttons (clicks arrive on the main thread) ----------------------------------------------
+    def _resume(self) -> None:
+        if self.job.paused:
+            self.job.unpause()
+        elif self._can_resume(self.job.status):
+            self.job.resume()
+
+    def _act(self, action: Any) -> None:
+        self.message.value = ""
+        try:
+            action()
+        except DigitsError as exc:
+            self.message.value = f"<span style='color:#c62828'>{html.escape(str(exc))}</span>"
+        with contextlib.ExitStack() as stack:   # buttons follow at once, not at the next tick
+            for widget in self._synced:
+                stack.enter_context(widget.hold_sync())
+            self._on_events([{"type": "status"}])
+
+    # ---- the static PNG ----------------------------------------------------------------------------
+    def curves_png(self) -> bytes:
+        from .curves_png import job_curves_png   # matplotlib only when a picture is wanted
+        self.png = job_curves_png(self.job)
+        return self.png
+
+    def curves_bundle(self) -> dict:
+        """The second output: the curves as PNG once the job has ended, an empty text before."""
+        if self.job.status not in FINISHED:
+            return {"text/plain": ""}
+        png = base64.b64encode(self.curves_png()).decode("ascii")
+        return {"image/png": png, "text/plain": f"Training curves of {self.job.name} ({self.job.id})"}
+
+    def _update_curves(self, status: str) -> None:
+        final = (status, len(self.job.status_history)) if status in FINISHED else None
+        if final == self._shown_final:
+            return
+        self._shown_final = final
+        if self._displayed:
+            from IPython.display import update_display
+            update_display(self.curves_bundle(), display_id=self._curves_id, raw=True)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self._repr_mimebundle_(), raw=True)
+        display(self.curves_bundle(), raw=True, display_id=self._curves_id)
+        self._displayed = True
+
+    def close(self) -> None:
+        """Stop watching the job, then close every widget of the panel (a closed view must cost nothing)."""
+        if hasattr(self, "_stop"):   # ``__del__`` also calls close, even when ``__init__`` failed half-way
+            self._stop()
+            parts = [*self._synced, self.message, *self.children, self.figure, self.lr_figure,
+                     *self.figure.axes, *self.lr_figure.axes, *(s.line for s in self.lines)]
+            for part in parts:
+                part.close()
+        super().close()
+
+
+def show_training(job: Any) -> None:
+    """Display the training panel of a model job: live curves, then a PNG of them when it ends.
+
+    Returns None so that ``job.show()`` as a cell's last line does not display the panel twice.
+    """
+    from IPython.display import display
+    display(TrainingPanel(job))

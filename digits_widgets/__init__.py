@@ -27,7 +27,13 @@ def _viewer(job):
     return panel_for(job)
 
 
+def _tester(job, snapshot=None):
+    from .ui.inference_panel import InferencePanel
+    return InferencePanel(job, snapshot)
+
+
 Job.viewer = _viewer
+Model.tester = _tester
 
 
 def DatasetForm(**kwargs):  # noqa: N802 - reads as the widget class it returns

@@ -6,9 +6,11 @@ It extends the training-level ``ModelJob`` (registered for the same kind, so ``d
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from ..errors import JobError
 from ..train.model_job import ModelJob
 from .predict import Prediction, Predictor, classification_report
 from .probes import Probe, probe
@@ -16,6 +18,13 @@ from .probes import Probe, probe
 
 class Model(ModelJob):
     kind = "model"
+    tester: ClassVar[Callable[..., Any] | None] = None   # (job, snapshot) → inference panel; set by the package
+
+    def test(self, snapshot: "str | float | None" = None) -> Any:
+        """DIGITS' "Test a single image / a list / a database" panel for this model."""
+        if Model.tester is None:
+            raise JobError("No inference panel is registered: import digits_widgets (it registers the widgets)")
+        return Model.tester(self, snapshot)
 
     def predictor(self, snapshot: "str | float | None" = None, device: str | None = None) -> Predictor:
         path = self.snapshot_path(snapshot)

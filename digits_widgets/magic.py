@@ -286,7 +286,7 @@ def check_network(cell: str, name: str, dataset: "DatasetJob", options: "TrainOp
     will use (the trainer's crop rules), so errors show before a job exists. Raises NetworkError."""
     import torch
 
-    from .nets.network import build_network
+    from .nets.network import build_for_input
     from .store.jobs import DONE
 
     _compile_cell(cell, name)
@@ -295,13 +295,9 @@ def check_network(cell: str, name: str, dataset: "DatasetJob", options: "TrainOp
     h, w, c = dataset.feature_shape
     if options.crop and options.crop > min(h, w):
         raise OptionError(f"crop size {options.crop} is larger than the dataset's images ({h}x{w})", field="crop")
-    nclasses = dataset.nclasses or (dataset.info.get("nclasses", 0) if dataset.task == "segmentation" else 0)
     params = {"ngpus": torch.cuda.device_count() if options.device != "cpu" else 0, **options.params}
-    size = options.crop
     with torch.random.fork_rng(devices=[]):  # building initialises weights: leave the user's RNG alone
-        net = build_network(cell, (c, size or h, size or w), nclasses, params, name)
-        if not size and net.crop_len:
-            build_network(cell, (c, net.crop_len, net.crop_len), nclasses, params, name)
+        build_for_input(cell, (c, h, w), dataset.nclasses, params, name, options.crop)
 
 
 @magics_class

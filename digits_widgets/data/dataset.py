@@ -88,7 +88,10 @@ class DatasetJob(Job):
 
     @property
     def nclasses(self) -> int:
-        return len(self.labels) if self.task == "classification" else 0
+        """Classes a network must output: classification labels, or segmentation's class indices; else 0."""
+        if self.task == "classification":
+            return len(self.labels)
+        return int(self.info.get("nclasses") or 0) if self.task == "segmentation" else 0
 
     @property
     def palette(self) -> list[int] | None:

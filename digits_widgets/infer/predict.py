@@ -20,7 +20,7 @@ from ..data.dataset import DatasetJob
 from ..data.images import convert_channels, load_image, resize_image
 from ..data.loader import SplitData, Transform, mean_tensor
 from ..errors import OptionError
-from ..nets.network import build_network
+from ..nets.network import build_for_input
 from ..store.lmdb_db import open_db
 from ..train import records
 from ..train.model_job import ModelJob
@@ -52,14 +52,10 @@ class Predictor:
         mean_hwc = self.dataset.mean() if self.mean_mode != "none" else None
         self.mean = mean_tensor(mean_hwc, self.mean_mode, self.shape)
         definition = job.network_object if job.network_object is not None else job.network_source()
-        self.nclasses = self.dataset.nclasses or int(self.dataset.info.get("nclasses") or 0)
-        input_shape = (c, self.crop or h, self.crop or w)
-        self.network = build_network(definition, input_shape, self.nclasses, dict(self.options.params),
-                                     name=job.name)
-        if self.network.crop_len and not self.crop:
-            self.crop = self.network.crop_len
-            self.network = build_network(definition, (c, self.crop, self.crop), self.nclasses,
-                                         dict(self.options.params), name=job.name)
+        self.nclasses = self.dataset.nclasses
+        self.network, _ = build_for_input(definition, self.shape, self.nclasses, dict(self.options.params),
+                                          job.name, self.crop)
+        self.crop = self.crop or self.network.crop_len
         self.snapshot_path = job.snapshot_path(snapshot)
         state = records.load(self.snapshot_path)
         self.module = self.network.module

@@ -20,7 +20,7 @@ from .source import exec_network_source, network_error
 from .tower import Tower
 from .trainable import StepOutput, TrainableNet
 
-__all__ = ['Network', 'build_network', 'exec_network_source', 'TrainableNet', 'StepOutput']
+__all__ = ['Network', 'build_network', 'build_for_input', 'exec_network_source', 'TrainableNet', 'StepOutput']
 
 MISSING_USER_MODEL = "The user model class 'UserModel' is not defined."
 OTHER_FORMS = ("Define `class UserModel(Tower)` with `inference` and `loss` model properties, or one of the two "
@@ -219,3 +219,18 @@ def build_network(definition: Any, input_shape: tuple[int, int, int], nclasses: 
     except Exception as exc:  # noqa: BLE001 - user code: report it with its traceback
         raise network_error(f"The network '{name}' does not build", exc) from None
     return Network(module=module, style=style, source=source, **settings)
+
+
+def build_for_input(definition: Any, image_shape: tuple[int, int, int], nclasses: int = 0,
+                    params: dict | None = None, name: str = 'network',
+                    crop: int | None = None) -> tuple[Network, tuple[int, int, int]]:
+    """Build for what the trainer feeds: the images cropped to ``crop`` when given, else to the crop the
+    network itself asks for (``crop_len``), else at full size. Returns the network and that input shape."""
+    c, h, w = (int(v) for v in image_shape)
+    shape = (c, crop, crop) if crop else (c, h, w)
+    net = build_network(definition, shape, nclasses, params, name=name)
+    if not crop and net.crop_len and (net.crop_len, net.crop_len) != (h, w):
+        shape = (c, net.crop_len, net.crop_len)
+        net = build_network(definition, shape, nclasses, params, name=name)
+    return net, shape
+

@@ -21,7 +21,7 @@ import torch.distributed as dist
 
 from ..data.loader import BatchLoader, SplitData, Transform, mean_tensor
 from ..errors import NetworkError, TrainingError
-from ..nets.network import build_network
+from ..nets.network import build_for_input
 from ..store.jobs import JobAborted
 from . import records
 from .model_job import ModelJob
@@ -107,21 +107,16 @@ def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: in
 
     # ---- network -----------------------------------------------------------------------------
     definition = job.network_object if job.network_object is not None else job.network_source()
-    nclasses = ds.nclasses or (ds.info.get("nclasses", 0) if ds.task == "segmentation" else 0)
-    crop_guess = opts.crop
     params = {"ngpus": torch.cuda.device_count() if device.type == "cuda" else 0, **opts.params}
-    c, h, w = train_data.shape
     try:
-        net = build_network(definition, (c, crop_guess or h, crop_guess or w), nclasses, params, name=job.name)
+        net, _ = build_for_input(definition, train_data.shape, ds.nclasses, params, job.name, opts.crop)
     except NetworkError as exc:  # say which data it was built for: the dataset decides the shapes
         headline = str(exc)[:len(str(exc)) - len(exc.traceback_text)].strip()
         labels = "class indices" if ds.task == "classification" else ds.label_shape
-        raise NetworkError(f"{headline}\nThe dataset's images are (C, H, W) = "
-                           f"{(c, crop_guess or h, crop_guess or w)}, its labels {labels}",
+        raise NetworkError(f"{headline}\nThe dataset's images are (C, H, W) = {train_data.shape}"
+                           f"{f' cropped to {opts.crop}' if opts.crop else ''}, its labels {labels}",
                            exc.traceback_text) from None
     crop = opts.crop or net.crop_len
-    if crop and not opts.crop and crop != crop_guess:   # the network asked for a crop: rebuild at that size
-        net = build_network(definition, (c, crop, crop), nclasses, params, name=job.name)
     transform = Transform(mean, crop, opts.augmentation())
     batch = opts.batch_size or net.train_batch_size or 16
     val_batch = opts.val_batch_size or net.validation_batch_size or batch

@@ -16,7 +16,7 @@ import torch
 import traitlets
 
 from ..infer.probes import Probe
-from ..nets.network import build_network
+from ..nets.network import build_for_input
 from ..nets.source import network_error
 from .graph_trace import INPUT_ID, network_graph
 
@@ -83,11 +83,7 @@ def show_network(definition: Any, input_shape: tuple[int, int, int], nclasses: i
     """Build ``definition`` as the trainer does (source text, Tower, Torch7 function, module) and return its
     graph widget. When the network asks for a crop (``crop_len``) it is drawn at that size, as the trainer
     would feed it. Raises :class:`~digits_widgets.errors.NetworkError` with the user's traceback."""
-    net = build_network(definition, input_shape, nclasses, params, name=name)
-    c, h, w = (int(v) for v in input_shape)
-    if net.crop_len and (net.crop_len, net.crop_len) != (h, w):
-        h = w = net.crop_len
-        net = build_network(definition, (c, h, w), nclasses, params, name=name)
+    net, (c, h, w) = build_for_input(definition, input_shape, nclasses, params, name)
     try:
         graph = network_graph(net.module, torch.zeros(1, c, h, w))
     except Exception as exc:  # noqa: BLE001 - user code failing in inference mode: show its traceback

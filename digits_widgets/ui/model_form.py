@@ -60,7 +60,7 @@ def input_shape_of(dataset: Any, crop: int | None = None) -> tuple[tuple[int, in
         raise OptionError(f"Dataset {dataset.name!r} has no image shape yet: wait until it is created",
                           field="dataset")
     h, w, c = dataset.feature_shape
-    nclasses = dataset.nclasses or (dataset.info.get("nclasses", 0) if dataset.task == "segmentation" else 0)
+    nclasses = dataset.nclasses
     return (c, crop or h, crop or w), nclasses
 
 

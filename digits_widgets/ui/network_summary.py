@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import NetworkError
-from ..nets.network import Network, build_network
+from ..nets.network import Network, build_for_input, build_network
 
 __all__ = ["LayerRow", "NetworkSummary", "summarize", "build_summary", "summary_html", "error_html",
            "NetworkSummaryView"]
@@ -119,10 +119,9 @@ def build_summary(definition: Any, input_shape: tuple[int, int, int], nclasses: 
 
     Raises :class:`NetworkError` with the user's traceback when the network does not build.
     """
-    net = build_network(definition, input_shape, nclasses, params, name=name)
-    c, h, w = input_shape
-    if follow_crop and net.crop_len and (net.crop_len, net.crop_len) != (h, w):
-        input_shape = (c, net.crop_len, net.crop_len)
+    if follow_crop:
+        net, input_shape = build_for_input(definition, input_shape, nclasses, params, name)
+    else:
         net = build_network(definition, input_shape, nclasses, params, name=name)
     try:
         return summarize(net, input_shape)

@@ -24,7 +24,8 @@ tutorials: $(STAMP)
 test: $(STAMP)
 	npm run typecheck
 	npm test
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not browser"
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/browser
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_data.py

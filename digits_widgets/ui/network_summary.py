@@ -168,6 +168,7 @@ class NetworkSummaryView(widgets.VBox):
         self.html = widgets.HTML("")
         self.summary: NetworkSummary | None = None
         self.error: str | None = None
+        self.graph = None  # the GraphWidget of the last network shown
         super().__init__([self.html])
 
     def show(self, definition: Any, input_shape: tuple[int, int, int], nclasses: int = 0,
@@ -177,13 +178,18 @@ class NetworkSummaryView(widgets.VBox):
             self.summary = build_summary(definition, input_shape, nclasses, params, name, follow_crop)
             self.error = None
         except NetworkError as exc:
-            self.summary, self.error = None, str(exc)
+            self.summary, self.error, self.graph = None, str(exc), None
             self.html.value = error_html(self.error)
+            self.children = (self.html,)
             return None
+        from .graph import show_network  # the drawn graph beside the table, as DIGITS' Visualize showed
         self.html.value = summary_html(self.summary)
+        self.graph = show_network(definition, input_shape, nclasses, params, name=name)
+        self.children = (self.html, self.graph)
         return self.summary
 
     def show_message(self, text: str) -> None:
         """A plain error (no dataset selected, ...), drawn like a traceback so it is hard to miss."""
-        self.summary, self.error = None, text
+        self.summary, self.error, self.graph = None, text, None
         self.html.value = error_html(text)
+        self.children = (self.html,)

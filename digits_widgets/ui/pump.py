@@ -72,7 +72,8 @@ def kernel_loop() -> asyncio.AbstractEventLoop | None:
     loop = getattr(io_loop, "asyncio_loop", None)
     if loop is not None and not loop.is_closed():
         return loop
-    if shell is not None and threading.current_thread() is threading.main_thread():
+    kernel = getattr(shell, "kernel", None)  # a plain IPython shell (a terminal, a test) has no kernel loop
+    if kernel is not None and threading.current_thread() is threading.main_thread():
         try:   # a kernel without ``io_loop`` (an embedded or future one) still runs cells on a loop
             return asyncio.get_running_loop()
         except RuntimeError:

@@ -259,7 +259,10 @@ class DatasetView(w.VBox):
             mean = None
         if mean is not None:
             self.mean_image = w.Image(value=png_bytes(mean, min_side=96), format="png")
-            parts.append(w.VBox([w.HTML("<b>Mean image</b>"), self.mean_image]))
+            # flex-start: a VBox stretches its children across, which blew the 96 px mean image up to the
+            # output's full width in JupyterLab
+            parts.append(w.VBox([w.HTML("<b>Mean image</b>"), self.mean_image],
+                                layout=w.Layout(align_items="flex-start")))
         self.samples = SampleGrid()
         if self.job.splits:
             try:

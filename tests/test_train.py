@@ -186,3 +186,15 @@ def test_options_are_checked():
         dw.train(ds, REGRESSION, policy="multistep", stepvalues="50,oops")
     assert err.value.field == "stepvalues"
     assert not math.isnan(dw.lr_curve()[1][0])
+
+
+def test_autoencoder_trains_on_images_without_labels():
+    src = dw.datasets.gradients("g28", train_count=64, val_count=16, image_size=(28, 28), seed=0)
+    src.wait(60)
+    ds = dw.datasets.generic("images only", str(src.db_path("train")), val_features=str(src.db_path("val")),
+                             mean_file=str(src.mean_path))
+    ds.wait(60)
+    job = train(ds, dw.zoo.source("autoencoder"), "ae", epochs=3, lr=0.01, seed=0)
+    assert job.wait(120) == "Done"
+    val = job.metrics("val")
+    assert val[-1]["loss"] < val[0]["loss"], "label = input: the reconstruction improves"

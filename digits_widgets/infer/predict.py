@@ -100,8 +100,11 @@ class Predictor:
 
     def predict(self, images: Sequence[ImageLike] | ImageLike, resize: bool = True,
                 batch_size: int = 64) -> Prediction:
-        if isinstance(images, (str, Path, np.ndarray, Image.Image)) and not (
-                isinstance(images, np.ndarray) and images.ndim == 4):
+        if isinstance(images, np.ndarray):
+            c = self.shape[0]
+            many = images.ndim == 4 or (images.ndim == 3 and c == 1 and images.shape[2] != 1 and images.shape[2] != 3)
+            images = list(images) if many else [images]   # N×H×W(×C) batches, else one image
+        elif isinstance(images, (str, Path, Image.Image)):
             images = [images]
         arrays = [self.load(im, resize) for im in images]
         names = [Path(im).name if isinstance(im, (str, Path)) else f"#{i}" for i, im in enumerate(images)]

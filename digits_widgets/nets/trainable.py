@@ -166,7 +166,7 @@ class TrainableNet(nn.Module):
         else:
             output = self.inner(x)
             loss = None
-            if y is not None:
+            if y is not None or self.label_hook is not None:  # a hook may make the target from x alone
                 target = self.label_hook(x, y) if self.label_hook is not None else y
                 loss = _split_loss(self.loss_fn(output, target), metrics)
         if not isinstance(output, Tensor):

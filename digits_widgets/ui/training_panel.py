@@ -182,9 +182,10 @@ class TrainingPanel(widgets.VBox):
         self.figure = Figure(marks=[s.line for s in self.lines[:-1]], axes=axes, animation_duration=0,
                              legend_location="top-right", fig_margin=margin,
                              layout=widgets.Layout(width="100%", height="300px"))
-        self.lr_figure = Figure(marks=[self.lines[-1].line], animation_duration=0, fig_margin=margin,
+        self.lr_figure = Figure(marks=[self.lines[-1].line], animation_duration=0,
+                                fig_margin={**margin, "left": 85},   # room for "1.00e-3" beside the title
                                 axes=[Axis(scale=x_lr, label="epoch"),
-                                      Axis(scale=y_lr, side="left", label="learning rate",
+                                      Axis(scale=y_lr, side="left", label="learning rate", label_offset="62px",
                                            tick_format=".2e")],
                                 layout=widgets.Layout(width="100%", height="150px"))
         self.title = widgets.HTML()

@@ -8,21 +8,11 @@ import pytest
 
 import digits_widgets as dw
 from digits_widgets.train.launch import wait_for_metrics
+from support import TOWER_REGRESSION
 
 pytestmark = pytest.mark.slow
 
-NET = '''
-class UserModel(Tower):
-    @model_property
-    def inference(self):
-        c, h, w = self.input_shape
-        fc = self.layer("fc", lambda: nn.Linear(c * h * w, 2))
-        return fc(digits.flatten(self.x * 0.004))
-
-    @model_property
-    def loss(self):
-        return digits.mse_loss(self.inference, self.y)
-'''
+NET = TOWER_REGRESSION
 
 
 def _kill_everything_running(job) -> None:

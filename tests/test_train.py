@@ -10,19 +10,9 @@ import torch
 import digits_widgets as dw
 from digits_widgets.train import records
 from digits_widgets.train.launch import train, wait_for_metrics
+from support import TOWER_REGRESSION
 
-REGRESSION = '''
-class UserModel(Tower):
-    @model_property
-    def inference(self):
-        c, h, w = self.input_shape
-        fc = self.layer("fc", lambda: nn.Linear(c * h * w, 2))
-        return fc(digits.flatten(self.x * 0.004))
-
-    @model_property
-    def loss(self):
-        return digits.mse_loss(self.inference, self.y)
-'''
+REGRESSION = TOWER_REGRESSION
 
 DROPOUT_NET = '''
 class Scale(nn.Module):

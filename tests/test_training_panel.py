@@ -18,18 +18,7 @@ from digits_widgets.ui.pump import Pump
 from digits_widgets.ui.series import DecimatedSeries
 from digits_widgets.ui.training_panel import TrainingPanel, progress_text
 
-TOWER = '''
-class UserModel(Tower):
-    @model_property
-    def inference(self):
-        c, h, w = self.input_shape
-        fc = self.layer("fc", lambda: nn.Linear(c * h * w, 2))
-        return fc(digits.flatten(self.x * 0.004))
-
-    @model_property
-    def loss(self):
-        return digits.mse_loss(self.inference, self.y)
-'''
+TOWER = TOWER_REGRESSION
 BROKEN = TOWER.replace("nn.Linear(c * h * w, 2)", "nn.Linear(3, 2)")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -225,6 +214,7 @@ CELL = f'''
 import digits_widgets as dw
 from IPython.display import display
 from digits_widgets.ui.training_panel import TrainingPanel
+from support import TOWER_REGRESSION
 ds = dw.datasets.gradients("g", train_count=64, val_count=16, image_size=(8, 8), seed=0)
 ds.wait(60)
 job = dw.train(ds, {TOWER!r}, "m", epochs=2, batch_size=8, lr=0.01, solver="adam", seed=0)

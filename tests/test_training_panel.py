@@ -17,6 +17,7 @@ from digits_widgets.store.jobs import create_job, load_job, write_json_atomic
 from digits_widgets.ui.pump import Pump
 from digits_widgets.ui.series import DecimatedSeries
 from digits_widgets.ui.training_panel import TrainingPanel, progress_text
+from support import TOWER_REGRESSION
 
 TOWER = TOWER_REGRESSION
 BROKEN = TOWER.replace("nn.Linear(c * h * w, 2)", "nn.Linear(3, 2)")
@@ -214,7 +215,6 @@ CELL = f'''
 import digits_widgets as dw
 from IPython.display import display
 from digits_widgets.ui.training_panel import TrainingPanel
-from support import TOWER_REGRESSION
 ds = dw.datasets.gradients("g", train_count=64, val_count=16, image_size=(8, 8), seed=0)
 ds.wait(60)
 job = dw.train(ds, {TOWER!r}, "m", epochs=2, batch_size=8, lr=0.01, solver="adam", seed=0)

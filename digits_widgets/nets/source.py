@@ -7,6 +7,7 @@ above the user's first frame are dropped so the traceback starts at the user's c
 """
 from __future__ import annotations
 
+import builtins
 import linecache
 import math
 import os
@@ -80,7 +81,7 @@ def base_namespace(name: str) -> dict[str, Any]:
     return {
         '__name__': f'digits_model_{name}',
         '__file__': source_filename(name),
-        '__builtins__': __builtins__,
+        '__builtins__': builtins,
         'torch': torch,
         'nn': nn,
         'F': F,

@@ -121,7 +121,8 @@ class TrainableNet(nn.Module):
 
     ``'tower'``: ``inner`` is a :class:`Tower`; its ``inference`` is the output and its ``loss`` the loss.
     ``'torch7'`` / ``'module'``: ``output = inner(x)``, ``loss = loss_fn(output, target)`` where ``target`` is
-    ``label_hook(x, y)`` when a hook is given (the autoencoder's "label is the input"), else ``y``. A loss
+    ``label_hook(x, y)`` when a hook is given (the autoencoder's "label is the input"; it is called with
+    ``y=None`` on unlabelled batches, so an images-only dataset still trains), else ``y``. A loss
     module is moved with the net (``.to()``) but is neither trained nor saved: learnable parts belong in the
     model.
     """

@@ -1,29 +1,29 @@
 """A network as a JSON graph of layers and data flow, for the TypeScript network-graph widget.
 
 DIGITS' "Visualize" drew the Caffe prototxt as a graph. A PyTorch model has no prototxt, so the graph comes
-from running it: first :mod:`torch.fx` symbolic tracing (exact data flow, functional ops included), then, for
-models fx cannot trace (Python control flow on tensors, DIGITS Towers that build layers lazily), a recorded
-forward pass: hooks on the leaf modules plus a ``TorchFunctionMode`` that sees the functional glue between
-them (``torch.cat``, ``+``, ``view``), with edges found by tensor identity. Either way, one pass of the sample
-gives every node its output shape, and branches (inception blocks, residual adds) come out as branches.
+from running it once: hooks on the leaf modules plus a ``TorchFunctionMode`` that sees the functional glue
+between them (``torch.cat``, ``+``, ``view``), with edges found by tensor identity. The pass gives every node
+its output shape, branches (inception blocks, residual adds) come out as branches, and it takes any model,
+Python control flow on tensors and DIGITS Towers that build layers lazily included.
+
+Not :mod:`torch.fx`: its symbolic tracing patches ``nn.Module.__call__`` for the whole process while it runs,
+which breaks any training thread running beside it (and a notebook usually has one).
 
 Torch only: no widgets here, so a script or a test can build and inspect the graph.
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator
 
 import torch
-from torch import Tensor, fx, nn
-from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
+from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from ..nets.tower import Tower
 from ..nets.trainable import TrainableNet
 
-__all__ = ["network_graph", "fx_graph", "hook_graph", "INPUT_ID"]
+__all__ = ["network_graph", "hook_graph", "INPUT_ID"]
 
 INPUT_ID = "input"
 _DETAIL_LIMIT = 2000  # a repr of a big custom module is not worth shipping whole to the browser
@@ -137,87 +137,6 @@ def _op_name(func: Any) -> tuple[str, str]:
     return short, f"{module}.{qual}" if module else qual
 
 
-# ---------------------------------------------------------------- torch.fx
-
-
-def _meta_shape(meta: Any) -> list[int] | None:
-    """The batchless shape of ShapeProp's metadata: a tensor, or the first tensor of a tuple output."""
-    if isinstance(meta, TensorMetadata):
-        return _batchless(meta.shape)
-    if isinstance(meta, (tuple, list)):
-        for m in meta:
-            shape = _meta_shape(m)
-            if shape is not None:
-                return shape
-    return None
-
-
-def _concrete_defaults(model: nn.Module) -> dict[str, Any] | None:
-    """Optional forward arguments fixed to their defaults (a Tower's ``y=None``): the graph is the inference
-    graph, and fx must not turn ``if y is None`` into a proxy comparison."""
-    params = list(inspect.signature(model.forward).parameters.values())[1:]
-    fixed = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
-    return fixed or None
-
-
-def fx_graph(model: nn.Module, sample: Tensor) -> dict[str, Any]:
-    """The graph of ``model`` by fx symbolic tracing, shapes by ShapeProp; raises when fx cannot trace it."""
-    try:
-        gm = fx.symbolic_trace(model, concrete_args=_concrete_defaults(model))
-    finally:
-        if isinstance(model, Tower):   # tracing left proxies in the Tower's batch and property cache
-            model.begin_batch(None)  # type: ignore[arg-type]
-            model.end_batch()
-    ShapeProp(gm).propagate(sample)
-    b = _Builder(model)
-    named_params = dict(gm.named_parameters())
-    ids: dict[fx.Node, str] = {}
-    outputs: set[str] = set()
-    carried: dict[fx.Node, tuple[list[str], list[Tensor]]] = {}   # what a dropped node passes on
-
-    def name_of(value: Any) -> str | None:
-        return ids.get(value) if isinstance(value, fx.Node) else None
-
-    for node in gm.graph.nodes:
-        sources: list[str] = []
-        owned: list[Tensor] = []
-        for inp in node.all_input_nodes:
-            if inp in ids:
-                sources.append(ids[inp])
-            elif inp in carried:
-                sources += carried[inp][0]
-                owned += carried[inp][1]
-        shape = _meta_shape(node.meta.get("tensor_meta"))
-        if node.op == "get_attr":
-            value = named_params.get(str(node.target))
-            carried[node] = ([], [value] if value is not None else [])   # its consumer owns the parameter
-            continue
-        if node.op == "output":
-            outputs.update(sources)
-            continue
-        if shape is None:
-            carried[node] = (sources, owned)   # sizes, asserts: not data, but keep what flows through them
-            continue
-        if node.op == "placeholder":
-            ids[node] = b.add(INPUT_ID, "Input", shape, 0, f"input {node.name}: {shape}")
-            continue
-        stack = node.meta.get("nn_module_stack") or {}
-        scope = next(reversed(stack), "") if stack else ""
-        if node.op == "call_module":
-            module = gm.get_submodule(node.target)
-            params = b.count(module.parameters()) + b.count(owned)
-            ids[node] = b.add(str(node.target), type(module).__name__, shape, params, repr(module), sources)
-            continue
-        if node.op == "call_method":
-            short, qual = str(node.target), f"Tensor.{node.target}"
-        else:
-            short, qual = _op_name(node.target)
-        name = f"{scope}.{short}" if scope else short
-        detail = _call_text(qual, node.args, dict(node.kwargs), name_of)
-        ids[node] = b.add(name, short, shape, b.count(owned), detail, sources, op=True)
-    return b.result("fx", outputs)
-
-
 # ---------------------------------------------------------------- recorded forward pass
 
 
@@ -264,7 +183,7 @@ class _Recorder(TorchFunctionMode):
         if not sources and not params:
             return   # a constant (torch.zeros, arange): not on the data path
         short, qual = _op_name(func)
-        name = f"{self.scope[-1]}.{short}" if self.scope else short   # as fx names it: innermost module
+        name = f"{self.scope[-1]}.{short}" if self.scope else short   # the innermost module running it
         detail = _call_text(qual, args, kwargs, self.name_of)
         self.produced(self.b.add(name, short, _batchless(outs[0].shape), params, detail, sources, op=True), out)
 
@@ -318,7 +237,7 @@ def _run(model: nn.Module, sample: Tensor) -> Any:
 
 
 def hook_graph(model: nn.Module, sample: Tensor) -> dict[str, Any]:
-    """The graph of ``model`` recorded from one forward pass of ``sample`` (works where fx does not)."""
+    """The graph of ``model`` recorded from one forward pass of ``sample``."""
     recorder = _Recorder(model, sample)
     handles = recorder.hooks(model)
     try:
@@ -332,7 +251,7 @@ def hook_graph(model: nn.Module, sample: Tensor) -> dict[str, Any]:
 
 
 def network_graph(module: nn.Module, sample: Tensor) -> dict[str, Any]:
-    """``{"nodes": [...], "edges": [...], "method": "fx" | "hooks"}`` for ``module`` on ``sample`` (a batch).
+    """``{"nodes": [...], "edges": [...], "method": "hooks"}`` for ``module`` on ``sample`` (a batch).
 
     A :class:`TrainableNet` is unwrapped to the user's model, whose module names are the ones probes and
     snapshots use. Each node: ``id`` (unique), ``name`` (module path, or scope + op for functional ops),
@@ -345,9 +264,6 @@ def network_graph(module: nn.Module, sample: Tensor) -> dict[str, Any]:
     model.eval()
     try:
         with torch.no_grad():
-            try:
-                return fx_graph(model, sample)
-            except Exception:  # noqa: BLE001 - fx refuses many valid models; the recorded pass takes them all
-                return hook_graph(model, sample)
+            return hook_graph(model, sample)
     finally:
         model.train(was_training)

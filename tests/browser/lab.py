@@ -568,3 +568,29 @@ def svg_path_points(page, selector: str = BQPLOT_LINE, index: int = 0, expect: i
     if n == -2:
         raise AssertionError(f"path {selector!r} is not made of M/L commands (use linear interpolation)")
     return int(n)
+
+
+def image_pixels(img, timeout: float = 30.0):
+    """The RGBA pixels of an <img> (a Playwright Locator) at its natural size, as a numpy uint8 array
+    (height, width, 4). First waits until the image has loaded (ipywidgets.Image sets a blob: URL, which is
+    same-origin, so drawing it on a canvas does not taint it)."""
+    import numpy as np
+
+    img.wait_for(state="attached", timeout=_ms(timeout))
+    handle = img.element_handle(timeout=_ms(timeout))
+    try:
+        img.page.wait_for_function("(el) => el.complete && el.naturalWidth > 0 && el.naturalHeight > 0",
+                                   arg=handle, timeout=_ms(timeout), polling=100)
+    except Exception as e:
+        raise AssertionError(f"image {img} did not load within {timeout:.0f} s") from e
+    r = handle.evaluate("""(el) => {
+        const c = document.createElement('canvas');
+        c.width = el.naturalWidth; c.height = el.naturalHeight;
+        const ctx = c.getContext('2d');
+        ctx.drawImage(el, 0, 0);
+        const d = ctx.getImageData(0, 0, c.width, c.height).data;
+        let s = '';
+        for (let k = 0; k < d.length; k += 0x8000) s += String.fromCharCode.apply(null, d.subarray(k, k + 0x8000));
+        return {w: c.width, h: c.height, b64: btoa(s)};
+    }""")
+    return np.frombuffer(base64.b64decode(r["b64"]), dtype=np.uint8).reshape(r["h"], r["w"], 4)

@@ -7,7 +7,8 @@ One notebook, one test, in the order a new user goes:
      training panel renders and its loss line gains points; Abort (clicked) shows Aborted and the line stops
      growing; Resume (clicked) shows Running and the line grows again; Abort again.
   3. ``dw.Jobs()``: both jobs are listed, with their statuses.
-Then no widget errors anywhere, and a screenshot of the training panel goes to docs/training-panel.png.
+Then no widget errors anywhere, and a screenshot of the training panel goes to
+test-artifacts/training-panel.png (copy it to docs/ to refresh the README's picture).
 
 Every wait is for a condition (Playwright waits, or `wait_until` polling), never a fixed sleep.
 """
@@ -26,7 +27,7 @@ from lab import (assert_no_widget_errors, open_notebook, run_cell, svg_path_poin
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
-SCREENSHOT = REPO / "docs" / "training-panel.png"
+SCREENSHOT = REPO / "test-artifacts" / "training-panel.png"
 
 DATASET = "gradients"
 MODEL = "regression"

@@ -9,6 +9,8 @@ import digits_widgets as dw
 from digits_widgets.data import tutorial_data as td
 from digits_widgets.data.generators import gradient_image
 from digits_widgets.infer.probes import stats, tile_channels
+from digits_widgets.store.datum import array_to_datum
+from digits_widgets.store.lmdb_db import LmdbWriter, generic_key
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +78,14 @@ def test_fcn_runs_without_resize_on_a_larger_image(tmp_path):
     out = model.infer(tri["grid"], resize=False).outputs
     assert out.shape == (1, 1, 48, 48), "the mean image is resized to the input, DIGITS-style"
     assert model.infer(tri["grid"]).outputs.shape == (1, 1, 16, 16)
+    # Test DB on a database of larger images: at their own size with "do not resize", else the dataset's
+    with LmdbWriter(tmp_path / "grid_db") as db:
+        for i in range(2):
+            db.put_datum(generic_key(i), array_to_datum(np.roll(grid, 8 * i, axis=1)))
+    pred, labels = model.infer_db(tmp_path / "grid_db", resize=False)
+    assert pred.outputs.shape == (2, 1, 48, 48) and labels is None
+    np.testing.assert_allclose(pred.outputs[0], out[0], rtol=1e-5, atol=1e-3)
+    assert model.infer_db(tmp_path / "grid_db")[0].outputs.shape == (2, 1, 16, 16)
 
 
 def test_classification_top5_accuracy_and_confusion(tmp_path):

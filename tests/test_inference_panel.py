@@ -16,6 +16,8 @@ from PIL import Image
 import digits_widgets as dw
 from digits_widgets.data.generators import gradient_image
 from digits_widgets.data.tutorial_data import write_digit_folders
+from digits_widgets.store.datum import array_to_datum
+from digits_widgets.store.lmdb_db import LmdbWriter, generic_key
 from digits_widgets.ui.inference_panel import InferencePanel, read_image_list
 from digits_widgets.ui.views.gradients import arrow_geometry
 
@@ -120,6 +122,12 @@ def test_processing_fcn_do_not_resize_grid_and_segmentation(tmp_path):
     assert panel.prediction.outputs.shape == (1, 1, 16, 16)
     panel.test_db_button.click()
     assert panel.error.value == "" and len(panel.grid.cells.children) == panel.prediction.outputs.shape[0]
+    with LmdbWriter(tmp_path / "grid_db") as db:   # a DB of grid images: Test DB honours "do not resize"
+        db.put_datum(generic_key(0), array_to_datum(np.asarray(Image.open(paths["grid"]))))
+    panel.db_path.value = str(tmp_path / "grid_db")
+    panel.dont_resize.value = True
+    panel.test_db_button.click()
+    assert panel.error.value == "" and panel.prediction.outputs.shape == (1, 1, 32, 32)
 
 
 def test_classification_top5_list_with_labels_and_errors(tmp_path, digits):

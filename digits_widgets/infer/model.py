@@ -40,9 +40,11 @@ class Model(ModelJob):
         return self.predictor(snapshot).predict(images, resize)
 
     def infer_db(self, db_path: "str | Path | None" = None, limit: int | None = None,
-                 snapshot: "str | float | None" = None) -> tuple[Prediction, np.ndarray | None]:
-        """Outputs for a DB (default: the dataset's validation features) and the matching labels."""
-        return self.predictor(snapshot).predict_db(db_path, limit)
+                 snapshot: "str | float | None" = None, resize: bool = True
+                 ) -> tuple[Prediction, np.ndarray | None]:
+        """Outputs for a DB (default: the dataset's validation features) and the matching labels;
+        ``resize=False`` keeps the DB's own image size."""
+        return self.predictor(snapshot).predict_db(db_path, limit, resize=resize)
 
     def classify(self, images, snapshot: "str | float | None" = None, top: int = 5,
                  labels: "list[int] | None" = None, resize: bool = True):

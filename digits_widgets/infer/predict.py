@@ -123,9 +123,10 @@ class Predictor:
         return Prediction(stack, torch.cat(tensors), torch.cat(outputs).numpy(), names)
 
     def predict_db(self, db_path: str | Path | None = None, limit: int | None = None,
-                   batch_size: int = 64) -> tuple[Prediction, np.ndarray | None]:
+                   batch_size: int = 64, resize: bool = True) -> tuple[Prediction, np.ndarray | None]:
         """Outputs for the first ``limit`` entries of a DB (default: the dataset's validation features)
-        and their labels when the dataset has them (class indices, vectors or label images)."""
+        and their labels when the dataset has them (class indices, vectors or label images).
+        ``resize=False`` feeds a DB of another image size at its own size, as ``predict`` does."""
         if db_path is None:
             split = "val" if self.dataset.count("val") else "train"
             db_path, labels_path = self.dataset.db_path(split), self.dataset.db_path(split, "labels")
@@ -139,7 +140,7 @@ class Predictor:
         n = len(data) if limit is None else min(limit, len(data))
         db = open_db(db_path)
         inputs = db.read_batch(range(n))
-        pred = self.predict(list(inputs), resize=inputs.shape[1:3] != self.shape[1:], batch_size=batch_size)
+        pred = self.predict(list(inputs), resize=resize, batch_size=batch_size)
         pred.names = [db.key(i) for i in range(n)]
         _, y = data.batch(np.arange(n))
         return pred, (y.numpy() if y is not None else None)

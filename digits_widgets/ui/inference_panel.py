@@ -336,7 +336,8 @@ class InferencePanel(w.VBox):
         """Test the first ``limit`` entries of an LMDB (default: the dataset's validation features)."""
         db_path = db_path or self.db_path.value
         pred, labels = self.job.infer_db(fields.resolve(db_path) if db_path else None,
-                                         limit or self.db_limit.value, self.snapshot.value)
+                                         limit or self.db_limit.value, self.snapshot.value,
+                                         resize=not self.dont_resize.value)
         self._show(pred, "many", labels=labels)
         return pred
 

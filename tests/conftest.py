@@ -21,6 +21,14 @@ def jobs_root(tmp_path, monkeypatch):
         jobs.Job._live.clear()
 
 
+@pytest.fixture
+def grads():
+    """A small finished gradients dataset named "g" (64 train, 16 val, 8x8)."""
+    from support import gradients_dataset
+
+    return gradients_dataset()
+
+
 def _build_caffe_messages() -> SimpleNamespace:
     """Caffe's Datum / BlobShape / BlobProto as real protobuf classes: an encoder independent of ours."""
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory

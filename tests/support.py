@@ -1,4 +1,5 @@
-"""What several test files share: the tutorial's one-layer regression network, as a user types it."""
+"""What several test files share: the tutorial's one-layer regression network as a user types it, and a
+small gradients dataset to train it on."""
 
 TOWER_REGRESSION = '''
 class UserModel(Tower):
@@ -12,3 +13,12 @@ class UserModel(Tower):
     def loss(self):
         return digits.mse_loss(self.inference, self.y)
 '''
+
+
+def gradients_dataset(name: str = "g", train_count: int = 64, val_count: int = 16):
+    """A finished 8x8 gradients dataset (the regression tutorial's kind), small enough for any test."""
+    import digits_widgets as dw
+
+    ds = dw.datasets.gradients(name, train_count=train_count, val_count=val_count, image_size=(8, 8), seed=0)
+    ds.wait(60)
+    return ds

@@ -8,7 +8,7 @@ import pytest
 
 import digits_widgets as dw
 from digits_widgets.train.launch import wait_for_metrics
-from support import TOWER_REGRESSION
+from support import TOWER_REGRESSION, gradients_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -32,9 +32,7 @@ def _kill_everything_running(job) -> None:
 
 @pytest.fixture
 def grads():
-    ds = dw.datasets.gradients("grads", train_count=96, val_count=32, image_size=(8, 8), seed=0)
-    ds.wait(60)
-    return ds
+    return gradients_dataset("grads", 96, 32)
 
 
 def test_two_processes_follow_the_single_process_curve(grads):

@@ -16,13 +16,6 @@ from digits_widgets.ui.pump import get_pump
 
 
 @pytest.fixture
-def grads():
-    ds = dw.datasets.gradients("g", train_count=64, val_count=16, image_size=(8, 8), seed=0)
-    ds.wait(60)
-    return ds
-
-
-@pytest.fixture
 def panel():
     made = []
 

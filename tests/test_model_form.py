@@ -10,6 +10,7 @@ from digits_widgets.nets import zoo
 from digits_widgets.nets.network import build_network
 from digits_widgets.ui.model_form import CUSTOM, PREVIOUS, ModelForm, standard_networks
 from digits_widgets.ui.pump import get_pump
+from support import gradients_dataset
 
 BROKEN = '''
 class UserModel(Tower):
@@ -22,17 +23,6 @@ class UserModel(Tower):
     def loss(self):
         return digits.mse_loss(self.inference, self.y)
 '''
-
-
-@pytest.fixture
-def grads():
-    return _gradients("g")
-
-
-def _gradients(name: str):
-    ds = dw.datasets.gradients(name, train_count=64, val_count=16, image_size=(8, 8), seed=0)
-    ds.wait(60)
-    return ds
 
 
 @pytest.fixture

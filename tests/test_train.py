@@ -10,7 +10,7 @@ import torch
 import digits_widgets as dw
 from digits_widgets.train import records
 from digits_widgets.train.launch import train, wait_for_metrics
-from support import TOWER_REGRESSION
+from support import TOWER_REGRESSION, gradients_dataset
 
 REGRESSION = TOWER_REGRESSION
 
@@ -26,9 +26,7 @@ loss = nn.MSELoss()
 
 @pytest.fixture
 def grads():
-    ds = dw.datasets.gradients("grads", train_count=96, val_count=32, image_size=(8, 8), seed=0)
-    ds.wait(60)
-    return ds
+    return gradients_dataset("grads", 96, 32)
 
 
 def _curve(job):

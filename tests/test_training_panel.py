@@ -25,13 +25,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
-def grads():
-    ds = dw.datasets.gradients("g", train_count=64, val_count=16, image_size=(8, 8), seed=0)
-    ds.wait(60)
-    return ds
-
-
-@pytest.fixture
 def pump() -> Pump:
     return Pump(find_loop=lambda: None)
 

@@ -82,9 +82,8 @@ class Predictor:
 
     def transform(self, batch: np.ndarray) -> torch.Tensor:
         """uint8 N×H×W(×C) → NCHW float after mean subtraction and centre crop, as in validation."""
-        x = torch.from_numpy(np.ascontiguousarray(batch))
+        x = torch.from_numpy(np.array(batch, dtype=np.float32))   # a writable copy: decoded images may be read-only
         x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
-        x = x.float()
         mean = self.mean
         if mean is not None and mean.shape[1:] != x.shape[2:] and mean.shape[1] > 1:
             # "Do not resize input image(s)": DIGITS resized the mean image to the input's size

@@ -594,3 +594,13 @@ def image_pixels(img, timeout: float = 30.0):
         return {w: c.width, h: c.height, b64: btoa(s)};
     }""")
     return np.frombuffer(base64.b64decode(r["b64"]), dtype=np.uint8).reshape(r["h"], r["w"], 4)
+
+
+def type_into(field, text: str) -> None:
+    """What a person does: click the box, select what is there, type the new value."""
+    from playwright.sync_api import expect as expect_that  # lab.py's own `expect` arguments mean counts
+
+    field.click()
+    field.press("Control+a")
+    field.press_sequentially(text)
+    expect_that(field).to_have_value(text)

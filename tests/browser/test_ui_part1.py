@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from lab import (assert_no_widget_errors, open_notebook, run_cell, svg_path_points, wait_until,
+from lab import (assert_no_widget_errors, open_notebook, run_cell, svg_path_points, type_into, wait_until,
                  write_notebook)
+from support import TOWER_REGRESSION
 
 pytestmark = pytest.mark.browser
 
@@ -33,18 +34,7 @@ DATASET = "gradients"
 MODEL = "regression"
 TRAIN, VAL, SIZE = 200, 50, 16
 
-NETWORK = """\
-class UserModel(Tower):
-    @model_property
-    def inference(self):
-        c, h, w = self.input_shape
-        fc = self.layer("fc", lambda: nn.Linear(c * h * w, 2))
-        return fc(digits.flatten(self.x * 0.004))
-
-    @model_property
-    def loss(self):
-        return digits.mse_loss(self.inference, self.y)
-"""
+NETWORK = TOWER_REGRESSION.lstrip("\n")   # the regression tutorial's network, as a user types it
 
 CELLS = [
     "import digits_widgets as dw\nform = dw.DatasetForm()\nform",
@@ -77,14 +67,6 @@ def field_input(scope, label: str):
     row = scope.locator(".widget-hbox").filter(
         has=scope.page.locator(".widget-html", has_text=re.compile(r"^\s*" + re.escape(label))))
     return row.locator("input")
-
-
-def type_into(field, text: str) -> None:
-    """What a person does: click the box, select what is there, type the new value."""
-    field.click()
-    field.press("Control+a")
-    field.press_sequentially(text)
-    expect(field).to_have_value(text)
 
 
 class Line:
@@ -209,10 +191,11 @@ def test_dataset_form_training_panel_jobs(page, lab, nb_dir, stopwatch):
         jobs = cell_outputs(page, JOBS_CELL)
         expect(jobs.get_by_text("Datasets", exact=True)).to_be_visible()
         expect(jobs.get_by_text("Models", exact=True)).to_be_visible()
-        expect(jobs.locator(".widget-html b", has_text=re.compile(rf"^{DATASET}$"))).to_be_visible()
-        expect(jobs.locator(".widget-html b", has_text=re.compile(rf"^{MODEL}$"))).to_be_visible()
-        expect(jobs.get_by_text("Done", exact=True)).to_be_visible()
-        expect(jobs.get_by_text("Aborted", exact=True)).to_be_visible()
+        # Each name cell is followed in its grid row by the status cell (other tests' jobs may be listed too).
+        for name, status in ((DATASET, "Done"), (MODEL, "Aborted")):
+            status_cell = jobs.locator(f".widget-html:has(b:text-is('{name}')) + .widget-html")
+            expect(status_cell).to_have_count(1)
+            expect(status_cell).to_have_text(status)
 
         assert_no_widget_errors(page)
 

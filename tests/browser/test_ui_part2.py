@@ -27,7 +27,7 @@ import pytest
 from playwright.sync_api import expect
 
 from lab import (IPYCANVAS, assert_no_widget_errors, canvas_pixels, cell_output_text, image_pixels,
-                 open_notebook, run_cell, write_notebook)
+                 open_notebook, run_cell, type_into, write_notebook)
 
 pytestmark = pytest.mark.browser
 
@@ -106,14 +106,6 @@ def captioned_image(scope, caption: str):
     box = scope.locator(".widget-vbox").filter(has=scope.page.locator(
         ":scope > .widget-html", has_text=re.compile(r"^\s*" + re.escape(caption) + r"\s*$")))
     return box.locator(":scope > img")
-
-
-def type_into(field, text: str) -> None:
-    """What a person does: click the box, select what is there, type the new value."""
-    field.click()
-    field.press("Control+a")
-    field.press_sequentially(text)
-    expect(field).to_have_value(text)
 
 
 def drag_to_right_end(page, slider) -> None:

@@ -58,7 +58,7 @@ def job_write(feature_dir: str, label_dir: str) -> tuple[float, dw.DatasetJob]:
     return time.perf_counter() - t0, job
 
 
-def loader_rate(job: dw.DatasetJob, batch: int = 64, epochs: int = 3) -> tuple[float, float]:
+def loader_rate(job: dw.DatasetJob, batch: int = 64, epochs: int = 10) -> tuple[float, float]:
     data = SplitData(job.db_path("train"), job.db_path("train", "labels"), job.task)
     transform = Transform(mean_tensor(job.mean(), "image", data.shape))
     loader = BatchLoader(data, batch, transform, train=True, seed=0)

@@ -28,16 +28,17 @@ def is_image_file(path: str | os.PathLike) -> bool:
 
 
 def _open_loaded(path: str | os.PathLike) -> Image.Image:
-    """Open and fully decode ``path``; Pillow is lazy, so without load() a truncated file would pass."""
+    """Open and fully decode ``path``; Pillow is lazy, so without load() a truncated file would pass.
+    (Leaving the ``with`` block closes the file only; the loaded pixels stay, Pillow >= 10.)"""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ImageError(f'Image file not found: {path}. Check the path and that the file was not moved.')
-    if os.path.isdir(path):
-        raise ImageError(f'Expected an image file but found a folder: {path}.')
     try:
         with Image.open(path) as img:
             img.load()
-            return img.copy()  # closing the file invalidates the original's pixels
+        return img
+    except FileNotFoundError as exc:
+        raise ImageError(f'Image file not found: {path}. Check the path and that the file was not moved.') from exc
+    except IsADirectoryError as exc:
+        raise ImageError(f'Expected an image file but found a folder: {path}.') from exc
     except Image.DecompressionBombError as exc:
         raise ImageError(f'Image is too large to load safely: {path} ({exc}). Downscale it first.') from exc
     except Image.UnidentifiedImageError as exc:

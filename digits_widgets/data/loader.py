@@ -156,8 +156,9 @@ class SplitData:
     def batch(self, idx: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Raw (untransformed) features and labels of the given entries."""
         if self.in_memory:
-            t = torch.as_tensor(idx, dtype=torch.long)
-            return self._x[t], (self._y[t] if self._y is not None else None)
+            t = torch.as_tensor(idx, dtype=torch.long)   # index_select: ~3x faster than x[t] on CPU
+            return (torch.index_select(self._x, 0, t),
+                    torch.index_select(self._y, 0, t) if self._y is not None else None)
         return self._decode(np.asarray(idx, np.int64))
 
 

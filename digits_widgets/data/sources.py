@@ -33,6 +33,12 @@ def _is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _relative(path: str, root: str) -> str:
+    """``os.path.relpath`` for a path found under ``root``, without its cost (it runs per image)."""
+    prefix = root if root.endswith(os.sep) else root + os.sep
+    return path[len(prefix):] if path.startswith(prefix) else os.path.relpath(path, root)
+
+
 def list_images(folder: str | os.PathLike, field: str = 'folder') -> list[str]:
     """Supported images under ``folder``, recursively (symlinks followed, each real folder once), as absolute
     paths sorted by relative path. Hidden files and folders (.ipynb_checkpoints, macOS ._ files) are skipped."""
@@ -51,7 +57,7 @@ def list_images(folder: str | os.PathLike, field: str = 'folder') -> list[str]:
         for name in filenames:
             if not name.startswith('.') and is_image_file(name):
                 full = os.path.join(dirpath, name)
-                found.append((os.path.relpath(full, root), full))
+                found.append((_relative(full, root), full))
     return [full for _, full in sorted(found)]
 
 
@@ -267,8 +273,7 @@ def drop_classes(labels: list[str], splits: dict[str, list[tuple[str, int]]], dr
 
 
 def _stem_key(path: str, root: str) -> tuple[str, str]:
-    rel = os.path.relpath(path, root)
-    stem, ext = os.path.splitext(rel)
+    stem, ext = os.path.splitext(_relative(path, root))
     return stem, ext
 
 

@@ -1,7 +1,8 @@
 """Writing a dataset split: features (+ labels) LMDBs in DIGITS' Datum format, with progress and mean.
 
-Loading and encoding images is the slow part; it runs on a small thread pool (Pillow and zlib release
-the GIL) while this thread writes to LMDB in order, checks shapes, sums the mean and reports progress.
+Loading and encoding images is the slow part; for large images it runs on a small thread pool (Pillow and
+zlib release the GIL) while this thread writes to LMDB in order, checks shapes, sums the mean and reports
+progress.
 """
 from __future__ import annotations
 
@@ -106,33 +107,54 @@ class SplitWriter:
             self.labels.close()
 
 
+SMALL_IMAGE = 128 * 128  # values per image below which encoding in threads costs more (GIL) than it saves
+
+
 def write_split(job: Job, writer: SplitWriter, items: Sequence, load: Callable[[object], tuple],
                 encode: Callable[[int, np.ndarray, object, str], Encoded | None], *, done_before: int,
                 total: int, stage: str, threads: int | None = None) -> int:
-    """Load+encode ``items`` on a thread pool and write them in order. Returns the new done count.
+    """Load+encode ``items`` and write them in order. Returns the new done count.
 
     ``load(item)`` returns ``(feature, label, source_name)``; ``encode(index, feature, label, source)``
-    returns an ``Encoded``. Abort requests are honoured between chunks.
+    returns an ``Encoded``. Large images are loaded and encoded on a thread pool (Pillow and zlib release
+    the GIL while they work on them); small ones (the tutorials' 32x32 triangles) in this thread, where the
+    per-image Python work would only contend for the GIL. Abort requests are honoured between chunks.
     """
-    threads = threads or min(4, max(2, os.cpu_count() or 2))
     done = done_before
 
-    def prepare(pair: tuple[int, object]) -> Encoded:
+    def prepare(pair: tuple[int, object]) -> Encoded | None:
         index, item = pair
         feature, label, source = load(item)
         return encode(index, feature, label, source)
 
+    def prepare_all(chunk: list) -> list[Encoded | None]:
+        return [prepare(pair) for pair in chunk]
+
+    pool: ThreadPoolExecutor | None = None
+    workers = threads or min(4, max(2, os.cpu_count() or 2))
     try:
-        with ThreadPoolExecutor(threads, thread_name_prefix="digits-encode") as pool:
-            for start in range(0, len(items), CHUNK):
-                job.check_abort()
-                chunk = list(enumerate(items[start:start + CHUNK], start))
-                for entry in pool.map(prepare, chunk):
-                    if entry is not None:  # None: a bad image skipped on request (already logged)
-                        writer.write(entry)
-                done += len(chunk)
-                job.report_progress(done, total, stage)
+        for start in range(0, len(items), CHUNK):
+            job.check_abort()
+            chunk = list(enumerate(items[start:start + CHUNK], start))
+            entries: list[Encoded | None] = []
+            if start == 0:   # the first image decides: threads for large images only
+                entries.append(prepare(chunk.pop(0)))
+                if entries[0] is not None and entries[0].feature.size >= SMALL_IMAGE and len(items) > 1:
+                    pool = ThreadPoolExecutor(workers, thread_name_prefix="digits-encode")
+            if pool is None:
+                entries += prepare_all(chunk)
+            else:
+                step = max(1, -(-len(chunk) // workers))
+                for part in pool.map(prepare_all, [chunk[i:i + step] for i in range(0, len(chunk), step)]):
+                    entries += part
+            for entry in entries:
+                if entry is not None:  # None: a bad image skipped on request (already logged)
+                    writer.write(entry)
+            done += len(entries)
+            job.report_progress(done, total, stage)
     finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         writer.close()
     return done
 

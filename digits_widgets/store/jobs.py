@@ -44,14 +44,16 @@ def new_job_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write to a temporary file in the same folder and rename it over ``path``: readers never see half."""
+def write_json_atomic(path: Path, data: Any, durable: bool = True) -> None:
+    """Write to a temporary file in the same folder and rename it over ``path``: readers never see half.
+    ``durable`` also waits for the disk (fsync); progress updates skip that wait, status changes do not."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "w") as f:
         json.dump(data, f, indent=1, default=_json_default)
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -209,9 +211,9 @@ class Job:
         self.emit({"type": "status", "status": status, "error": error})
 
     # ---- persistence --------------------------------------------------------------------------
-    def save(self) -> None:
+    def save(self, durable: bool = True) -> None:
         with self._lock:
-            write_json_atomic(self.path(JOB_FILE), self.record)
+            write_json_atomic(self.path(JOB_FILE), self.record, durable)
 
     def reload(self) -> "Job":
         """Re-read job.json (for jobs another process writes, e.g. under torchrun)."""
@@ -264,7 +266,7 @@ class Job:
             final = total > 0 and done >= total
             if final or now - self._last_progress_save >= _PROGRESS_SAVE_INTERVAL:
                 self._last_progress_save = now
-                self.save()
+                self.save(durable=final)   # a training thread must not wait for the disk every second
         if final or now - self._last_progress_event >= _EVENT_INTERVAL:
             self._last_progress_event = now
             self.emit({"type": "progress", **progress})

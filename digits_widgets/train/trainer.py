@@ -56,23 +56,29 @@ class Control:
 
 @dataclass
 class Averager:
-    """Sums of the loss and summaries over a window; all-reduced across ranks when distributed."""
-    sums: dict = field(default_factory=dict)
-    count: int = 0
+    """Sample-weighted means of the loss and summaries over a window; all-reduced across ranks when
+    distributed. Values stay tensors until ``result`` (no ``.item()`` per step: on CUDA that would wait
+    for the GPU after every batch)."""
+    values: dict = field(default_factory=dict)
+    counts: list = field(default_factory=list)
 
     def add(self, values: dict, n: int) -> None:
         for k, v in values.items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v) * n
-        self.count += n
+            self.values.setdefault(k, []).append(v)
+        self.counts.append(n)
 
     def result(self, world: int, device: torch.device) -> dict:
-        keys = sorted(self.sums)
-        t = torch.tensor([self.sums[k] for k in keys] + [float(self.count)], dtype=torch.float64, device=device)
+        keys = sorted(self.values)
+        weights = torch.tensor(self.counts, dtype=torch.float64, device=device)
+        sums = [torch.stack([torch.as_tensor(v, device=device) for v in self.values[k]]).double().reshape(-1)
+                @ weights for k in keys]
+        t = torch.stack(sums + [weights.sum()]) if keys else weights.sum().reshape(1)
         if world > 1:
             dist.all_reduce(t)
         total = max(t[-1].item(), 1.0)
-        self.sums, self.count = {}, 0
-        return {k: t[i].item() / total for i, k in enumerate(keys)}
+        out = t.tolist()
+        self.values, self.counts = {}, []
+        return {k: out[i] / total for i, k in enumerate(keys)}
 
 
 def pick_device(choice: str, local_rank: int = 0) -> torch.device:

@@ -317,6 +317,9 @@ class DigitsMagics(Magics):
             name, dataset_ref, no_train, options = parse_arguments(line)
         except _HelpShown:
             return None
+        from .nets.source import remember_cell
+
+        remember_cell(name, cell)   # the model form can take it ("use the %%digits_model cell"), even if it fails
         return self.create(name, dataset_ref, cell, options, start=not no_train)
 
     def _find_dataset(self, ref: str) -> "DatasetJob":

@@ -198,3 +198,21 @@ def test_dataset_not_done_only_compiles():
     check_network("x = 1\n", "later", running, TrainOptions())   # builds once the dataset is ready
     with pytest.raises(dw.NetworkError, match="syntax error"):
         check_network("def f(:\n", "later", running, TrainOptions())
+
+
+def test_model_form_takes_the_network_of_the_last_cell(ip, gradients, monkeypatch):
+    from digits_widgets.nets import source
+    from digits_widgets.ui.model_form import CUSTOM, ModelForm
+
+    monkeypatch.setattr(source, "_last_cell", None)
+    form = ModelForm(dataset=gradients)
+    form.from_cell_button.click()
+    assert "No %%digits_model cell has run" in form.network_message.value and form.custom.value == ""
+    broken = TOWER.replace("nn.Linear", "nn.Lineer")
+    assert not run(ip, "broken --dataset grad --no-train", broken).success   # kept even when the cell fails
+    form.from_cell_button.click()
+    assert form.custom.value == broken and form.network_tabs.selected_index == CUSTOM
+    assert form.network_message.value == ""
+    assert run(ip, "regress --dataset grad --no-train", TOWER).success
+    form.use_last_cell()
+    assert form.network_source() == TOWER

@@ -24,11 +24,27 @@ from ..errors import NetworkError
 from . import helpers as digits
 from .tower import Tower, model_property
 
-__all__ = ['exec_network_source', 'source_filename', 'format_user_traceback', 'network_error']
+__all__ = ['exec_network_source', 'source_filename', 'format_user_traceback', 'network_error', 'remember_cell',
+           'last_cell']
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
 _CALL_PLUMBING = ('_wrapped_call_impl', '_call_impl')
+
+
+_last_cell: tuple[str, str] | None = None
+
+
+def remember_cell(name: str, text: str) -> None:
+    """Keep the network text of the latest ``%%digits_model`` cell this kernel ran (for the model form's
+    "use the network defined in the %%digits_model cell")."""
+    global _last_cell
+    _last_cell = (name, text)
+
+
+def last_cell() -> tuple[str, str] | None:
+    """``(name, network text)`` of the latest ``%%digits_model`` cell run in this kernel, or None."""
+    return _last_cell
 
 
 def source_filename(name: str) -> str:

@@ -21,6 +21,7 @@ import torch
 from .. import api
 from ..errors import DigitsError, OptionError
 from ..nets import zoo
+from ..nets.source import last_cell
 from ..store.jobs import DONE, find_job
 from ..train.launch import train
 from ..train.options import OPTION_NAMES, TrainOptions
@@ -182,6 +183,10 @@ class ModelForm(widgets.VBox):
         self.previous_snapshot.observe(lambda _: self._snapshot_changed(), "value")
         self.custom = widgets.Textarea(placeholder="class UserModel(Tower): ...",
                                        layout=widgets.Layout(width="100%", height="320px"))
+        self.from_cell_button = widgets.Button(
+            description="Use the %%digits_model cell", icon="paste", layout=widgets.Layout(width="auto"),
+            tooltip="Copy the network of the latest %%digits_model cell run in this kernel")
+        self.from_cell_button.on_click(lambda _: self.use_last_cell())
         buttons = []
         for text, tip, action in (
                 ("Customize", "Copy this network into the Custom tab", lambda _: self._customize(STANDARD)),
@@ -192,7 +197,8 @@ class ModelForm(widgets.VBox):
             buttons[-1].on_click(action)
         self.network_tabs = widgets.Tab(children=[
             widgets.VBox([self.standard, self.standard_info, widgets.HBox(buttons[:2])]),
-            widgets.VBox([self.previous, self.previous_snapshot, buttons[2]]), self.custom],
+            widgets.VBox([self.previous, self.previous_snapshot, buttons[2]]),
+            widgets.VBox([self.from_cell_button, self.custom])],
             titles=["Standard Networks", "Previous Networks", "Custom Network"])
         self.network_message = widgets.HTML()
         self.visualize_button = widgets.Button(description="Visualize", icon="eye",
@@ -223,6 +229,17 @@ class ModelForm(widgets.VBox):
             self._mark("network", str(exc))
             return
         self.network_tabs.selected_index = CUSTOM
+
+    def use_last_cell(self) -> None:
+        """Fill the Custom tab with the network of the latest ``%%digits_model`` cell run in this kernel."""
+        latest = last_cell()
+        if latest is None:
+            self._mark("network", "No %%digits_model cell has run in this kernel yet: run one first "
+                                  "(add --no-train to define the network without training it)")
+            return
+        self.custom.value = latest[1]
+        self.network_tabs.selected_index = CUSTOM
+        self._mark("network", "")
 
     def _describe_standard(self) -> None:
         net = zoo.STANDARD.get(self.standard.value or "")
@@ -316,7 +333,7 @@ class ModelForm(widgets.VBox):
         """Put ``text`` next to the field it is about (the form's message when no field matches)."""
         field = self.fields.get(name)
         if name == "network":
-            self.network_message.value = f'<span style="color:#c62828">{html.escape(text)}</span>'
+            self.network_message.value = f'<span style="color:#c62828">{html.escape(text)}</span>' if text else ""
         elif field is None:
             self.message.value = f'<span style="color:#c62828">{html.escape(text)}</span>'
             return

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import digits_widgets as dw
+from digits_widgets.data.augment import Augmentation
 from digits_widgets.data.loader import BatchLoader, LmdbDataset, SplitData, Transform, mean_tensor
 from digits_widgets.data.tutorial_data import write_digit_folders
 from digits_widgets.errors import OptionError
@@ -120,6 +121,26 @@ def test_mean_image_pixel_and_crop(triangles) -> None:
         mean_tensor(triangles.mean(), "image", (1, 20, 20))
     with pytest.raises(OptionError, match="mean must be one of"):
         mean_tensor(triangles.mean(), "median", data.shape)
+
+
+def test_a_fixed_transform_is_applied_once_with_the_same_values(triangles) -> None:
+    data, streamed = split(triangles), split(triangles, budget=0)
+    mean = mean_tensor(triangles.mean(), "image", data.shape)
+    val = BatchLoader(data, 6, Transform(mean=mean, crop=10), train=False)
+    assert val._ready is not None, "mean + centre crop draw nothing at random: transformed once"
+    x, y = epoch(val)
+    xs, ys = epoch(BatchLoader(streamed, 6, Transform(mean=mean, crop=10), train=False))
+    assert x.shape == (len(data), 1, 10, 10) and torch.equal(x, xs) and torch.equal(y, ys)
+    train = BatchLoader(data, 6, Transform(mean=mean), train=True, seed=2)
+    assert train._ready is not None
+    train.set_epoch(1)
+    again = BatchLoader(streamed, 6, Transform(mean=mean), train=True, seed=2)
+    again.set_epoch(1)
+    assert all(torch.equal(a, b) for a, b in zip(epoch(train), epoch(again))), "same order, same values"
+    for transform in (Transform(mean=mean, crop=10), Transform(augmentation=Augmentation(flip="fliplr"))):
+        assert BatchLoader(data, 6, transform, train=True)._ready is None, "random: transformed per batch"
+    tight = split(triangles, budget=len(data) * 16 * 16 * 2)   # the uint8 split fits, its float copy does not
+    assert tight.in_memory and BatchLoader(tight, 6, Transform(mean=mean), train=False)._ready is None
 
 
 @pytest.mark.slow

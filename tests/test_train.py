@@ -51,7 +51,12 @@ def test_regression_trains_and_writes_its_files(grads):
     assert set(snap["model"]) == {"fc.weight", "fc.bias"}
     assert job.params["options"]["solver"] == "adam" and job.parents == [grads.id]
     assert "val loss" in job.status_line()
-    assert any((job.dir / "tb").iterdir()), "TensorBoard events are written"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(job.dir / "tb"))
+    events.Reload()   # what `tensorboard --logdir <job>/tb` reads
+    assert {"train/loss", "train/lr", "val/loss"} <= set(events.Tags()["scalars"])
+    assert [(e.step, round(e.value, 5)) for e in events.Scalars("val/loss")] == \
+        [(r["step"], round(r["loss"], 5)) for r in val]
 
 
 def test_lr_policy_is_applied_per_step(grads):

@@ -6,7 +6,9 @@ Two ways in:
 - ``SplitData`` + ``BatchLoader``: what the trainer uses. Small networks make the data path the
   bottleneck, so a split that fits the RAM budget is decoded once into one uint8 tensor and batches are
   gathered by index; a larger split is decoded batch by batch on a prefetch thread. Transformations run
-  on whole batches (vectorised), on the training device.
+  on whole batches (vectorised), on the training device; one that draws nothing at random (mean
+  subtraction, validation's centre crop) is applied once to the whole in-memory split when its float
+  copy fits the budget too.
 
 Order of transformations (as DIGITS' TensorFlow pipeline): uint8 → float → augmentation (flips,
 rotations, noise, HSV; on 0..255 data) → mean subtraction (none / image / pixel) → crop (random for
@@ -128,7 +130,8 @@ class SplitData:
         self._classes = (np.array([self.features.label(i) for i in range(len(self.features))], np.int64)
                          if self.label_kind == "class" else None)
         need = len(self.features) * first.nbytes * 2  # features, plus room for labels
-        self.in_memory = need <= (budget if budget is not None else ram_budget())
+        self.budget = budget if budget is not None else ram_budget()
+        self.in_memory = need <= self.budget
         self._x = self._y = None
         if self.in_memory:
             idx = np.arange(len(self.features))
@@ -182,6 +185,27 @@ class BatchLoader:
         self.epoch = 0
         self.label_hook = label_hook
         self._pin = self.device.type == "cuda"
+        self._ready = self._pretransformed()
+
+    def _pretransformed(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """The whole split transformed once, when the transform draws nothing at random and the float
+        copy fits the RAM budget: each batch is then a single gather, as in a bare loop over tensors.
+        The values are the same as transforming batch by batch (the same element-wise operations)."""
+        t, data = self.transform, self.data
+        if not data.in_memory:
+            return None
+        if self.train and (t.crop or (t.augmentation is not None and t.augmentation.active)):
+            return None
+        x, y = data._x, data._y
+        floats = x.numel() * 4 + (y.numel() * 4 if y is not None and y.ndim == 4 else 0)
+        if floats > data.budget:
+            return None
+        xs, ys = [], []
+        for start in range(0, len(x), 4096):  # in chunks: the peak stays near one float copy
+            bx, by = t(x[start:start + 4096], y[start:start + 4096] if y is not None else None, self.train)
+            xs.append(bx)
+            ys.append(by)
+        return torch.cat(xs), (torch.cat(ys) if y is not None else None)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -200,7 +224,12 @@ class BatchLoader:
             yield order[start:start + self.batch_size]
 
     def _fetch(self, idx: np.ndarray):
-        x, y = self.data.batch(idx)
+        if self._ready is not None:
+            t = torch.as_tensor(idx, dtype=torch.long)
+            x, y = self._ready
+            x, y = torch.index_select(x, 0, t), (torch.index_select(y, 0, t) if y is not None else None)
+        else:
+            x, y = self.data.batch(idx)
         if self._pin:
             x = x.pin_memory()
             y = y.pin_memory() if y is not None else None
@@ -213,7 +242,8 @@ class BatchLoader:
         for x, y in source:
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True) if y is not None else None
-            x, y = self.transform(x, y, self.train, gen)
+            if self._ready is None:
+                x, y = self.transform(x, y, self.train, gen)
             if self.label_hook is not None:
                 y = self.label_hook(x, y)
             yield x, y

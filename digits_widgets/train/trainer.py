@@ -211,8 +211,8 @@ def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: in
                 with sync:
                     with autocast():
                         out = ddp(x, y)
-                    loss = out.loss
-                    scaler.scale(loss / opts.batch_accumulation).backward()
+                    loss = out.loss if opts.batch_accumulation == 1 else out.loss / opts.batch_accumulation
+                    scaler.scale(loss).backward()
                 avg.add(_scalars(out), len(x))
                 seen += len(x)
                 if not stepping:

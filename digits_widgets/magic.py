@@ -197,6 +197,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", help="The model job's name.")
     p.add_argument("--dataset", required=True, metavar="ID_OR_NAME",
                    help="The dataset job: its id, its name, or a variable holding a DatasetJob.")
+    p.add_argument("--group", default=argparse.SUPPRESS, metavar="GROUP",
+                   help="DIGITS' optional group name, which gathers jobs in the jobs panel.")
     p.add_argument("--no-train", dest="no_train", action="store_true",
                    help="Create the job without starting it (start it later with job.resume()).")
     hints = typing.get_type_hints(TrainOptions)
@@ -342,6 +344,8 @@ class DigitsMagics(Magics):
         from .train.launch import train
         from .train.options import TrainOptions
 
+        options = dict(options)
+        group = options.pop("group", "")
         try:
             opts = TrainOptions(**options)
         except OptionError as exc:
@@ -354,7 +358,7 @@ class DigitsMagics(Magics):
         except NetworkError as exc:
             raise CellNetworkError(exc, name) from None
         try:
-            job = train(dataset, cell, name, start=start, **options)
+            job = train(dataset, cell, name, start=start, group=group, **options)
         except OptionError as exc:
             raise _option_usage_error(exc) from None
         if name.isidentifier() and not keyword.iskeyword(name):

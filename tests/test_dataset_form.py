@@ -246,7 +246,7 @@ def test_gradients_create_shows_progress_then_summary():
     assert "<b>train</b></td><td>40 entries" in table and "<b>val</b></td><td>10 entries" in table
     assert "8x8x1 (WxHxC)" in table and "tutorials" in table
     assert bytes(view.mean_image.value).startswith(b"\x89PNG")
-    assert dw.job("gradients").info["group"] == "tutorials"
+    assert dw.job("gradients").group == "tutorials"
 
 
 def test_classification_from_folder_via_form(class_folder):

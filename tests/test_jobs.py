@@ -24,6 +24,20 @@ def test_ids_dirs_and_job_json(jobs_root):
     assert not list(job.dir.glob(".*.tmp")), "no temporary file left behind"
 
 
+def test_group_names_are_kept_on_disk(jobs_root):
+    job = J.create_job("model", "generic", "net", group="  tutorials ")
+    plain = J.create_job("dataset", "gradients", "grads")
+    assert job.group == "tutorials" and plain.group == ""
+    assert plain.set_group("lab 2") is plain
+    J.Job._live.clear()
+    assert dw.job(plain.id).group == "lab 2" and dw.job(job.id).group == "tutorials"
+    dw.job(plain.id).set_group("")
+    assert dw.job(plain.id).reload().group == ""
+    old = J.create_job("dataset", "gradients", "older")   # jobs written before groups had their own field
+    old.update_info(group="legacy")
+    assert dw.job(old.id).group == "legacy"
+
+
 def test_default_dir_is_digits_jobs_in_cwd(tmp_path, monkeypatch):
     monkeypatch.delenv("DIGITS_JOBS_DIR")
     monkeypatch.chdir(tmp_path)

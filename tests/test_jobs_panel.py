@@ -40,10 +40,10 @@ def test_lists_datasets_and_models(grads, panel):
     assert job.wait(60) == "Done"
     jobs = panel()
     assert jobs.datasets.order == [grads.id] and jobs.models.order == [job.id]
-    name, status, progress, created, elapsed, last, low, acc = _texts(jobs.models, job.id)
+    name, status, progress, created, elapsed, last, low, acc, group = _texts(jobs.models, job.id)
     assert "net" in name and "Done" in status and progress == "100%"
     val = [r["loss"] for r in job.metrics("val")]
-    assert last == f"{val[-1]:.4g}" and low == f"{min(val):.4g}" and acc == "—"
+    assert last == f"{val[-1]:.4g}" and low == f"{min(val):.4g}" and acc == "—" and group == ""
     assert "g" in _texts(jobs.datasets, grads.id)[0]
     buttons = jobs.models.rows[job.id].buttons
     assert buttons["abort"].disabled and buttons["resume"].disabled and not buttons["open"].disabled
@@ -68,6 +68,22 @@ def test_sorting_by_column_headers(panel):
     assert jobs.datasets.headers[0].description == "Name ▼"
     cells = jobs.datasets.grid.children
     assert cells[len(jobs.datasets.columns) + 1] is jobs.datasets.rows[ids["c"]].cells[0]
+
+
+def test_group_column_and_filter(grads, panel):
+    a = _train(grads, "alpha", start=False, group="sweep <1>")
+    b = _train(grads, "beta", start=False)
+    c = _train(grads, "gamma", start=False, group="sweep <1>")
+    jobs = panel()
+    assert _texts(jobs.models, a.id)[-1] == "sweep &lt;1&gt;" and _texts(jobs.models, b.id)[-1] == ""
+    jobs.models.sort_by("group")
+    assert jobs.models.order[0] == b.id and set(jobs.models.order[1:]) == {a.id, c.id}, "a group's jobs together"
+    jobs.filter.value = "SWEEP"   # the text, in any case, in the name or the group
+    assert set(jobs.models.order) == {a.id, c.id} and jobs.datasets.order == []
+    jobs.filter.value = "bet"
+    assert jobs.models.order == [b.id]
+    jobs.filter.value = ""
+    assert set(jobs.models.order) == {a.id, b.id, c.id} and jobs.datasets.order == [grads.id]
 
 
 def test_delete_is_refused_with_the_dependent_model_named(grads, panel):

@@ -80,11 +80,11 @@ def test_cell_trains_in_background(ip, gradients):
 
 
 def test_no_train_leaves_job_initialized(ip, gradients):
-    result = run(ip, "idle --dataset grad --no-train", TOWER)
+    result = run(ip, "idle --dataset grad --no-train --group 'lab 2'", TOWER)
     assert result.success, result.error_in_exec
     job = ip.user_ns["idle"]
     assert job.status == "Initialized" and not job.is_owned_here()
-    assert job.options == TrainOptions()
+    assert job.options == TrainOptions() and job.group == "lab 2"
 
 
 def test_flags_map_to_options(ip, gradients):
@@ -109,6 +109,7 @@ def test_every_option_has_a_flag():
         assert flag in text
     assert "(default: 30)" in text and "(default: 0.01)" in text and "(default: sgd)" in text
     assert parse_arguments("m --dataset d") == ("m", "d", False, {})
+    assert parse_arguments("m --dataset d --group 'lab 2'") == ("m", "d", False, {"group": "lab 2"})
 
 
 def test_help_prints_and_returns(ip, capsys):

@@ -124,13 +124,15 @@ def test_create_starts_the_job_with_the_form_options(grads):
     f = form.fields
     f["name"].value, f["epochs"].value, f["batch_size"].value, f["seed"].value = "net", 1, 16, 3
     f["solver"].value, f["lr"].value, f["mean"].value = "adam", 0.005, "pixel"
+    f["group"].value = "regressions"
     job = form.create()
     assert job is not None, form.message.value
     assert form.job is job and len(form.children) == 1 and form.children[0] is not None
     opts = job.params["options"]
     assert (opts["epochs"], opts["batch_size"], opts["seed"], opts["solver"], opts["lr"], opts["mean"]) == (
         1, 16, 3, "adam", 0.005, "pixel")
-    assert job.network_source() == zoo.source("gradients_regression")
+    assert job.network_source() == zoo.source("gradients_regression") and job.group == "regressions"
+    assert ModelForm(clone=job).fields["group"].value == "regressions", "a clone stays in its group"
     assert job.wait(60) == "Done"
     get_pump().tick(force=True)
 

@@ -113,6 +113,19 @@ class Job:
         return self.record["name"]
 
     @property
+    def group(self) -> str:
+        """DIGITS' optional group name, which gathers jobs on the home page ("" when none)."""
+        return self.record.get("group") or self.info.get("group") or ""
+
+    def set_group(self, group: str) -> "Job":
+        """Put the job in a group (an empty name takes it out); returns the job."""
+        with self._lock:
+            self.record["group"] = str(group or "").strip()
+            self.info.pop("group", None)
+            self.save()
+        return self
+
+    @property
     def type(self) -> str:
         """The sub-kind: 'classification', 'processing', 'gradients', ... for datasets."""
         return self.record.get("type", "")
@@ -365,7 +378,7 @@ def _read_record(directory: Path) -> dict:
 
 
 def create_job(kind: str, type_: str, name: str, params: dict | None = None,
-               parents: list[str] | None = None, root: Path | None = None) -> Job:
+               parents: list[str] | None = None, root: Path | None = None, group: str = "") -> Job:
     """Make a new job directory with its job.json (status Initialized)."""
     if not name or not str(name).strip():
         raise JobError("A job needs a name")
@@ -380,7 +393,8 @@ def create_job(kind: str, type_: str, name: str, params: dict | None = None,
         except FileExistsError:
             continue
     record = {
-        "id": job_id, "kind": kind, "type": type_, "name": str(name), "params": params or {},
+        "id": job_id, "kind": kind, "type": type_, "name": str(name), "group": str(group or "").strip(),
+        "params": params or {},
         "parents": list(parents or []), "created": time.time(),
         "status_history": [[INITIALIZED, time.time()]], "error": None, "info": {},
         "versions": {"digits_widgets": version},

@@ -39,12 +39,12 @@ def _network_text(network) -> tuple[str, object | None]:
 
 
 def train(dataset: "str | DatasetJob", network, name: str | None = None, *, start: bool = True,
-          **options) -> ModelJob:
+          group: str = "", **options) -> ModelJob:
     """Create a model job on ``dataset`` and start training it in the background.
 
     ``network``: source text (a ``%%digits_model`` cell, ``dw.zoo.source('lenet')``), a Tower subclass,
     a torch7-style function, an ``nn.Module`` or an ``(nn.Module, loss)`` pair. ``options``: see
-    ``TrainOptions`` (DIGITS' names and defaults).
+    ``TrainOptions`` (DIGITS' names and defaults). ``group``: DIGITS' optional group name.
     """
     opts = TrainOptions(**options)
     ds = find_job(dataset, kind="dataset")
@@ -52,7 +52,7 @@ def train(dataset: "str | DatasetJob", network, name: str | None = None, *, star
     if obj is not None and opts.use_torchrun:
         raise OptionError("torchrun runs the network in other processes: give it as source text", field="launcher")
     job = create_job("model", ds.task or ds.type, name or f"{ds.name} model",
-                     {"options": opts.to_dict(), "dataset": ds.id}, parents=[ds.id])
+                     {"options": opts.to_dict(), "dataset": ds.id}, parents=[ds.id], group=group)
     job.path("network.py").write_text(text)
     job.network_object = obj
     return start_job(job) if start else job

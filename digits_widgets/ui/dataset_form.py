@@ -374,7 +374,7 @@ class DatasetForm(w.VBox):
             self._refuse([f"{type(exc).__name__}: {exc}"])
             return None
         if self.group.value:
-            job.update_info(group=self.group.value)  # DIGITS' group name, kept with the job
+            job.set_group(self.group.value)  # DIGITS' group name, kept with the job
         self.job = job
         try:
             self.view = DatasetView(job)

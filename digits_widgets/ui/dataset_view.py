@@ -243,8 +243,8 @@ class DatasetView(w.VBox):
         for key in ("encoding", "feature_encoding", "resize_mode"):
             if job.params.get(key):
                 rows.append((key.replace("_", " "), str(job.params[key])))
-        if job.info.get("group"):
-            rows.append(("group", str(job.info["group"])))
+        if job.group:
+            rows.append(("group", job.group))
         return rows
 
     def _show_summary(self) -> None:

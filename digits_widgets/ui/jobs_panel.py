@@ -24,13 +24,14 @@ from ..train import records
 from . import panel_for
 from .pump import get_pump
 
-__all__ = ["Jobs", "JobTable", "job_values", "MetricsTail"]
+__all__ = ["Jobs", "JobTable", "job_values", "matches", "MetricsTail"]
 
 REFRESH_SECONDS = 1.0
-DATASET_COLUMNS = [("name", "Name"), ("status", "Status"), ("progress", "Progress"), ("created", "Submitted"),
+_COMMON_COLUMNS = [("name", "Name"), ("status", "Status"), ("progress", "Progress"), ("created", "Submitted"),
                    ("elapsed", "Elapsed")]
-MODEL_COLUMNS = DATASET_COLUMNS + [("last_loss", "Last val loss"), ("min_loss", "Min val loss"),
-                                   ("accuracy", "Val accuracy")]
+DATASET_COLUMNS = _COMMON_COLUMNS + [("group", "Group")]
+MODEL_COLUMNS = _COMMON_COLUMNS + [("last_loss", "Last val loss"), ("min_loss", "Min val loss"),
+                                   ("accuracy", "Val accuracy"), ("group", "Group")]
 # Icon buttons keep a model row narrow enough for a notebook; the tooltips say what they do.
 ACTION_ICONS = {"open": "folder-open", "abort": "stop", "clone": "clone", "resume": "play", "delete": "trash"}
 ACTION_TIPS = {"open": "Open: show this job below", "abort": "Abort: stop at the next batch",
@@ -97,7 +98,7 @@ def job_values(job: Job, now: float, tail: MetricsTail | None = None) -> dict[st
     status = job.status
     p = job.progress
     progress = 100.0 if status == DONE else (100.0 * p["done"] / p["total"] if p.get("total") else 0.0)
-    values = {"name": job.name, "status": status, "progress": progress, "created": job.created,
+    values = {"name": job.name, "group": job.group, "status": status, "progress": progress, "created": job.created,
               "elapsed": _elapsed(job, now), "error": job.error,
               "can_abort": status in ACTIVE,
               "can_resume": job.kind == "model" and status in (ABORTED, ERROR)
@@ -105,6 +106,12 @@ def job_values(job: Job, now: float, tail: MetricsTail | None = None) -> dict[st
     if tail is not None:
         values.update(last_loss=tail.last_loss, min_loss=tail.min_loss, accuracy=tail.accuracy)
     return values
+
+
+def matches(job: Job, text: str) -> bool:
+    """DIGITS' home-page filter: the text (any case) appears in the job's name or group."""
+    text = text.strip().lower()
+    return not text or text in job.name.lower() or text in job.group.lower()
 
 
 def _duration(seconds: float) -> str:
@@ -116,6 +123,8 @@ def _cell_text(key: str, v: dict[str, Any]) -> str:
     value = v.get(key)
     if key == "name":
         return f"<b>{html.escape(value)}</b>"
+    if key == "group":
+        return html.escape(value)
     if key == "status":
         tip = f' title="{html.escape(v["error"])}"' if v.get("error") else ""
         return f'<span style="color:{STATUS_COLOURS.get(value, "#ef6c00")}"{tip}>{value}</span>'
@@ -227,6 +236,9 @@ class JobTable(widgets.VBox):
 class Jobs(widgets.VBox):
     """Datasets and models in two sortable tables, refreshed by the UI pump every second.
 
+    Sort by Group to gather a group's jobs; the Filter box keeps the jobs whose name or group contains
+    its text.
+
     Open shows the job's panel below the tables, Clone a pre-filled model form, Delete asks for a second
     click and says which models stop it, Abort and Resume act on running and stopped jobs. Call
     :meth:`close` to stop the refreshing.
@@ -247,6 +259,10 @@ class Jobs(widgets.VBox):
             b = widgets.Button(description=text, icon="plus" if text.startswith("New") else "refresh")
             b.on_click(lambda _, action=action: action())
             toolbar.append(b)
+        self.filter = widgets.Text(placeholder="Filter by name or group", description="Filter",
+                                   layout=widgets.Layout(width="280px"))
+        self.filter.observe(lambda _: self.refresh(), "value")
+        toolbar.append(self.filter)
         self.jobs_dir = widgets.HTML()
         super().__init__([widgets.HBox(toolbar), self.jobs_dir, self.message, self.datasets, self.models,
                           self.detail])
@@ -266,6 +282,8 @@ class Jobs(widgets.VBox):
             del self._tails[job_id]
         datasets, models = {}, {}
         for job in found:
+            if not matches(job, self.filter.value):
+                continue
             if job.kind == "model":
                 tail = self._tails.setdefault(job.id, MetricsTail()).update(job.path(records.METRICS))
                 self._tails[job.id] = tail

@@ -138,6 +138,7 @@ class ModelForm(widgets.VBox):
             "freeze": text_field("Freeze layers (regex)", check=_regex_check, placeholder="none",
                                  help="Parameters whose names match are not trained, e.g. ^(conv|fc1)."),
             "name": text_field("Model Name", required=True, help="A name to find the model by."),
+            "group": text_field("Group Name", help="An optional group name for organization on the main page."),
         }
         self.lr_editor = LrPolicyEditor(f["lr"], D["policy"])
         f.update(self.lr_editor.fields)
@@ -163,7 +164,7 @@ class ModelForm(widgets.VBox):
             widgets.HTML("<h3>New Image Model</h3>"), *rows("dataset"), self.dataset_info,
             widgets.HBox([solver, data], layout=widgets.Layout(flex_flow="row wrap")),
             widgets.HTML("<h4>Network</h4>"), self._network_section(),
-            *rows("name"), self.create_button, self.message]
+            *rows("name", "group"), self.create_button, self.message]
         self._solver_changed()
         self._hsv_changed()
         self._dataset_changed()
@@ -378,7 +379,7 @@ class ModelForm(widgets.VBox):
             if not name:
                 raise OptionError("This field is required.", field="name")
             options, source = self.options(), self.network_source()
-            job = train(ds, source, name, **options)
+            job = train(ds, source, name, group=self.fields["group"].value or "", **options)
         except OptionError as exc:
             self._mark(exc.field or "", str(exc))
             return None
@@ -393,6 +394,7 @@ class ModelForm(widgets.VBox):
         """Every field from a model job's options, its network in the Custom tab (Standard when it is one)."""
         opts = job.options.to_dict()
         self.fields["name"].value = f"{job.name} (clone)"
+        self.fields["group"].value = job.group or None
         for name, value in opts.items():
             if name in self.fields and name not in POLICY_PARAMS and name != "policy":
                 if name == "device":

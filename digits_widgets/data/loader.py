@@ -6,9 +6,9 @@ Two ways in:
 - ``SplitData`` + ``BatchLoader``: what the trainer uses. Small networks make the data path the
   bottleneck, so a split that fits the RAM budget is decoded once into one uint8 tensor and batches are
   gathered by index; a larger split is decoded batch by batch on a prefetch thread. Transformations run
-  on whole batches (vectorised), on the training device; one that draws nothing at random (mean
-  subtraction, validation's centre crop) is applied once to the whole in-memory split when its float
-  copy fits the budget too.
+  on whole batches (vectorised), on the training device; on the CPU, one that draws nothing at random
+  (mean subtraction, validation's centre crop) is applied once to the whole in-memory split when its
+  float copy is small enough.
 
 Order of transformations (as DIGITS' TensorFlow pipeline): uint8 → float → augmentation (flips,
 rotations, noise, HSV; on 0..255 data) → mean subtraction (none / image / pixel) → crop (random for
@@ -194,7 +194,7 @@ class BatchLoader:
         under a millisecond. The values are the same as transforming batch by batch (the same
         element-wise operations)."""
         t, data = self.transform, self.data
-        if not data.in_memory:
+        if not data.in_memory or self.device.type != "cpu":   # on a GPU: copy uint8, transform there
             return None
         if self.train and (t.crop or (t.augmentation is not None and t.augmentation.active)):
             return None

@@ -3,6 +3,7 @@
 #   make test        run the whole test suite (Python, TypeScript, browser tests)
 PY ?= python3
 VENV := .venv
+LAB_ARGS ?=   # extra JupyterLab options, e.g. LAB_ARGS=--ServerApp.port=9999
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -19,7 +20,8 @@ $(STAMP): pyproject.toml package.json package-lock.json
 setup: $(STAMP)
 
 tutorials: $(STAMP)
-	DIGITS_JOBS_DIR=$${DIGITS_JOBS_DIR:-$(CURDIR)/digits-jobs} $(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) notebooks/
+	DIGITS_JOBS_DIR=$${DIGITS_JOBS_DIR:-$(CURDIR)/digits-jobs} $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.allow_root=True \
+		--ServerApp.root_dir=$(CURDIR) $(LAB_ARGS) notebooks/
 
 test: $(STAMP)
 	npm run typecheck

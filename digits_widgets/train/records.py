@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import torch
@@ -36,14 +37,18 @@ class MetricsLog:
     """Appends one JSON line per event to metrics.jsonl, tells subscribers, mirrors to TensorBoard.
 
     TensorBoard gets one event per record holding all its scalars (tags ``train/loss``, ``val/accuracy``,
-    ...): a quarter of the cost of one ``SummaryWriter.add_scalar`` call per value, which shows on small
-    networks that log every few milliseconds.
+    ...), handed to its writer thread at most once a second (and at ``close``): small networks log every
+    few milliseconds, and waking that thread for each record costs the training thread its GIL.
     """
+
+    TB_EVERY = 1.0   # seconds between hand-offs to TensorBoard's writer thread
 
     def __init__(self, job: Job, tensorboard: bool = True):
         self.job = job
         self._file = open(job.path(METRICS), "a")
         self._tb = self._summary = None
+        self._pending: list[dict] = []
+        self._tb_due = 0.0
         if tensorboard:
             try:
                 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -57,14 +62,24 @@ class MetricsLog:
         self._file.flush()
         self.job.emit({"type": "metric", **record})
         if self._tb is not None:
-            Value = self._summary.Value
+            self._pending.append(record)
+            now = time.monotonic()
+            if now >= self._tb_due:
+                self._tb_due = now + self.TB_EVERY
+                self._to_tensorboard()
+
+    def _to_tensorboard(self) -> None:
+        Value = self._summary.Value
+        for record in self._pending:
             values = [Value(tag=f"{record['phase']}/{key}", simple_value=value) for key, value in record.items()
                       if key not in ("phase", "step", "epoch", "time") and isinstance(value, (int, float))]
             self._tb.add_summary(self._summary(value=values), record["step"], record.get("time"))
+        self._pending = []
 
     def close(self) -> None:
         self._file.close()
         if self._tb is not None:
+            self._to_tensorboard()
             self._tb.close()
 
 

@@ -31,13 +31,24 @@ from .solver import iterations_per_epoch, make_optimizer, make_scheduler
 
 @dataclass
 class Control:
-    """Abort and pause requests, read from the job (thread) or its control files (torchrun)."""
+    """Abort and pause requests, read from the job (thread) or its control files (torchrun).
+
+    The files are looked at no more than five times a second: a small network reaches this check every
+    few milliseconds, and each look is a system call that lets other threads take the GIL.
+    """
     job: ModelJob
     rank: int = 0
     world: int = 1
+    LOOK_EVERY = 0.2   # seconds
+    _files: tuple[bool, bool] = field(default=(False, False), init=False, repr=False)
+    _look_due: float = field(default=0.0, init=False, repr=False)
 
     def _flags(self) -> tuple[bool, bool]:
-        return (self.job.abort_requested or self.job.path("control", "abort").exists(), self.job.paused)
+        now = time.monotonic()
+        if now >= self._look_due:
+            self._look_due = now + self.LOOK_EVERY
+            self._files = (self.job.path("control", "abort").exists(), self.job.paused)
+        return self.job.abort_requested or self._files[0], self._files[1]
 
     def check(self, device: torch.device) -> None:
         """Raise JobAborted on every rank together; wait here while paused."""
@@ -70,13 +81,13 @@ class Averager:
     def result(self, world: int, device: torch.device) -> dict:
         keys = sorted(self.values)
         weights = torch.tensor(self.counts, dtype=torch.float64, device=device)
-        sums = [torch.stack([torch.as_tensor(v, device=device) for v in self.values[k]]).double().reshape(-1)
-                @ weights for k in keys]
+        sums = [torch.stack([v if isinstance(v, torch.Tensor) else torch.as_tensor(v, device=device)
+                             for v in self.values[k]]).double().reshape(-1) @ weights for k in keys]
         t = torch.stack(sums + [weights.sum()]) if keys else weights.sum().reshape(1)
         if world > 1:
             dist.all_reduce(t)
-        total = max(t[-1].item(), 1.0)
-        out = t.tolist()
+        out = t.tolist()   # the one device-to-host copy
+        total = max(out[-1], 1.0)
         self.values, self.counts = {}, []
         return {k: out[i] / total for i, k in enumerate(keys)}
 

@@ -232,6 +232,22 @@ def test_scheduler_follows_policy_per_step(name):
     assert seen == [policy.lr_at(100 * s / total) for s in range(total)]
 
 
+@pytest.mark.parametrize('name', POLICIES)
+def test_scheduler_is_lambdalr_step_for_step(name):
+    policy, total = LrPolicy(name, 0.05), 50
+    a = make_optimizer([torch.zeros(1, requires_grad=True)], 'sgd', lr=policy.base_lr)
+    b = make_optimizer([torch.zeros(1, requires_grad=True)], 'sgd', lr=policy.base_lr)
+    ours = make_scheduler(a, policy, total)
+    plain = torch.optim.lr_scheduler.LambdaLR(b, lambda step: policy.factor(step, total))
+    for _ in range(total):
+        a.step()
+        b.step()
+        ours.step()
+        plain.step()
+        assert a.param_groups[0]['lr'] == b.param_groups[0]['lr']
+    assert ours.state_dict() == {**plain.state_dict(), 'lr_lambdas': [None]}
+
+
 def test_scheduler_scales_every_group_from_its_own_rate():
     a, b = torch.zeros(1, requires_grad=True), torch.zeros(1, requires_grad=True)
     opt = make_optimizer([{'params': [a], 'lr': 0.1}, {'params': [b], 'lr': 0.001}], 'sgd')

@@ -241,9 +241,11 @@ class BatchLoader:
         gen = torch.Generator(device=self.device if self.device.type == "cuda" else "cpu")
         gen.manual_seed(self.seed * 100003 + self.epoch)
         source = self._fetch_ahead() if not self.data.in_memory else map(self._fetch, self._batches())
+        move = self.device.type != "cpu"   # a no-op .to() still costs microseconds, per batch
         for x, y in source:
-            x = x.to(self.device, non_blocking=True)
-            y = y.to(self.device, non_blocking=True) if y is not None else None
+            if move:
+                x = x.to(self.device, non_blocking=True)
+                y = y.to(self.device, non_blocking=True) if y is not None else None
             if self._ready is None:
                 x, y = self.transform(x, y, self.train, gen)
             if self.label_hook is not None:

@@ -216,8 +216,9 @@ def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: in
             train_loader.set_epoch(epoch)
             avg, seen, t0 = Averager(), 0, time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
+            last = len(train_loader) - 1
             for i, (x, y) in enumerate(train_loader):
-                stepping = (i + 1) % opts.batch_accumulation == 0 or i + 1 == len(train_loader)
+                stepping = (i + 1) % opts.batch_accumulation == 0 or i == last
                 sync = contextlib.nullcontext() if stepping or world == 1 else ddp.no_sync()
                 with sync:
                     with autocast():
@@ -234,7 +235,7 @@ def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: in
                 optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
                 step += 1
-                if step % log_every == 0 or stepping and i + 1 == len(train_loader):
+                if step % log_every == 0 or i == last:
                     result = avg.result(world, device)
                     if not math.isfinite(result["loss"]):
                         raise TrainingError(f"Model diverged with loss = {result['loss']} : Try decreasing your "

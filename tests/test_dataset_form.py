@@ -259,11 +259,26 @@ def test_classification_from_folder_via_form(class_folder):
     fn, kwargs = form.arguments()
     assert fn is dw.datasets.classification
     assert kwargs["image_size"] == (6, 8) and kwargs["channels"] == 1 and kwargs["pct_val"] == 25
+    assert "seed" not in kwargs, "no seed unless one is given: a new random split each time, as in DIGITS"
     job = form.create()
     job.wait()
     get_pump().tick()
     assert job.labels == ["big cat", "bird", "dog"] and job.feature_shape == (6, 8, 1)
     assert "3: big cat, bird, dog" in form.view.summary.children[0].value
+
+
+def test_a_seeded_form_makes_the_same_split_each_time(class_folder):
+    keys = []
+    for _ in range(2):
+        form = DatasetForm(name="animals", seed=4)
+        type_into(form.fields["classification"]["folder"], class_folder)
+        assert form.arguments()[1]["seed"] == 4
+        assert "seed" not in form.arguments("other")[1], "registering existing LMDBs draws nothing"
+        job = form.create()
+        job.wait()
+        db = dw.open_db(job.db_path("val"))
+        keys.append([(db.key(i), db[i].tobytes()) for i in range(len(db))])
+    assert keys[0] == keys[1] and keys[0]
 
 
 def test_textfile_method(class_folder, tmp_path):

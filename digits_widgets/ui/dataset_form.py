@@ -51,9 +51,14 @@ LIST_HELP = ("A text file with one '<image path> <integer label>' per line; rela
 
 
 class DatasetForm(w.VBox):
-    """DIGITS' dataset forms; ``create()`` (or the Create button) starts the job and shows its progress."""
+    """DIGITS' dataset forms; ``create()`` (or the Create button) starts the job and shows its progress.
 
-    def __init__(self, name: str = "", group: str = ""):
+    ``seed`` (no field, as in DIGITS) fixes the random split and shuffling, so a notebook that builds its
+    dataset from the form gets the same dataset each run.
+    """
+
+    def __init__(self, name: str = "", group: str = "", seed: int | None = None):
+        self.seed = seed
         self.name = text_field("Dataset Name", name, required=True)
         self.group = text_field("Group Name", group,
                                 help="An optional group name for organization on the main page.")
@@ -320,7 +325,12 @@ class DatasetForm(w.VBox):
     # ---- creating -----------------------------------------------------------------------------------
     def arguments(self, tab: str | None = None) -> tuple[Callable, dict]:
         """The ``dw.datasets`` function for the tab and its keyword arguments from the fields as they are."""
-        tab = tab or self.tab
+        fn, kw = self._arguments(tab or self.tab)
+        if self.seed is not None and fn is not datasets.generic:   # registering LMDBs draws nothing
+            kw["seed"] = self.seed
+        return fn, kw
+
+    def _arguments(self, tab: str) -> tuple[Callable, dict]:
         v = {k: f.value for k, f in self.active(tab).items()}
         if tab == "classification":
             kw = {"image_size": (v["height"], v["width"]), "channels": v["channels"],

@@ -156,6 +156,22 @@ class SplitData:
                 y = to_nchw(arr)
         return x, y
 
+    def transformed(self, transform: "Transform", train: bool,
+                    max_bytes: int) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """The whole in-memory split through ``transform`` once (in chunks: the peak stays near one float
+        copy), or None when the split is streamed or its float copy would take more than ``max_bytes``."""
+        if not self.in_memory:
+            return None
+        x, y = self._x, self._y
+        if x.numel() * 4 + (y.numel() * 4 if y is not None and y.ndim == 4 else 0) > max_bytes:
+            return None
+        xs, ys = [], []
+        for start in range(0, len(x), 4096):
+            bx, by = transform(x[start:start + 4096], y[start:start + 4096] if y is not None else None, train)
+            xs.append(bx)
+            ys.append(by)
+        return torch.cat(xs), (torch.cat(ys) if y is not None else None)
+
     def batch(self, idx: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Raw (untransformed) features and labels of the given entries."""
         if self.in_memory:
@@ -193,21 +209,13 @@ class BatchLoader:
         loop over tensors. That is where it pays: small images and small networks, whose steps take well
         under a millisecond. The values are the same as transforming batch by batch (the same
         element-wise operations)."""
-        t, data = self.transform, self.data
-        if not data.in_memory or self.device.type != "cpu":   # on a GPU: copy uint8, transform there
+        t = self.transform
+        if self.device.type != "cpu":   # on a GPU: copy uint8, transform there
             return None
         if self.train and (t.crop or (t.augmentation is not None and t.augmentation.active)):
             return None
-        x, y = data._x, data._y
-        floats = x.numel() * 4 + (y.numel() * 4 if y is not None and y.ndim == 4 else 0)
-        if floats > data.budget // 4:   # the uint8 split stays too, and other jobs may be training
-            return None
-        xs, ys = [], []
-        for start in range(0, len(x), 4096):  # in chunks: the peak stays near one float copy
-            bx, by = t(x[start:start + 4096], y[start:start + 4096] if y is not None else None, self.train)
-            xs.append(bx)
-            ys.append(by)
-        return torch.cat(xs), (torch.cat(ys) if y is not None else None)
+        # a quarter of the budget: the uint8 split stays too, and other jobs may be training
+        return self.data.transformed(t, self.train, self.data.budget // 4)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -240,7 +240,7 @@ class ModelForm(widgets.VBox):
             return
         self.custom.value = latest[1]
         self.network_tabs.selected_index = CUSTOM
-        self._mark("network", "")
+        self.network_message.value = self.message.value = ""   # an earlier "no cell yet" no longer holds
 
     def _describe_standard(self) -> None:
         net = zoo.STANDARD.get(self.standard.value or "")
@@ -334,7 +334,7 @@ class ModelForm(widgets.VBox):
         """Put ``text`` next to the field it is about (the form's message when no field matches)."""
         field = self.fields.get(name)
         if name == "network":
-            self.network_message.value = f'<span style="color:#c62828">{html.escape(text)}</span>' if text else ""
+            self.network_message.value = f'<span style="color:#c62828">{html.escape(text)}</span>'
         elif field is None:
             self.message.value = f'<span style="color:#c62828">{html.escape(text)}</span>'
             return

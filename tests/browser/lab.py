@@ -505,11 +505,15 @@ IPYCANVAS = f"{OUTPUT} canvas:not(.bqplot canvas)"
 
 
 def canvas_pixels(page, selector: str = IPYCANVAS, index: int = 0, timeout: float = 30.0,
-                  wait_drawn: bool = True):
+                  wait_drawn: bool = True, until: str | None = None):
     """The RGBA pixels of a canvas (default: the index-th ipycanvas canvas in the outputs; a MultiCanvas is
     several stacked canvases), as a numpy uint8 array (height, width, 4).
     With wait_drawn (default), first wait until some pixel is not fully transparent (ipycanvas draws
-    asynchronously, after its view renders)."""
+    asynchronously, after its view renders).
+    ``until`` is a JS arrow function ``(data, width, height) => bool`` for what the finished drawing shows:
+    ipycanvas may show a canvas in steps (a view copies its model's bitmap after each batch of commands, and a
+    replay on client_ready redraws it), so a test that checks the drawing waits for it up to ``timeout``; if
+    it never holds, the last pixels are returned anyway, for the caller's assertions to say what is wrong."""
     import numpy as np
 
     page.locator(selector).nth(index).wait_for(state="attached", timeout=_ms(timeout))
@@ -527,6 +531,17 @@ def canvas_pixels(page, selector: str = IPYCANVAS, index: int = 0, timeout: floa
                 `${c.className || '(no class)'} ${c.width}x${c.height} in ${c.parentElement.className}`)""", selector)
             raise AssertionError(f"canvas {selector!r}[{index}] stayed blank for {timeout:.0f} s; "
                                  f"canvases matching: {found}") from e
+    if until:
+        from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+        try:
+            page.wait_for_function("""([sel, i, until]) => {
+                const c = document.querySelectorAll(sel)[i];
+                if (!c || !c.width || !c.height) return false;
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                return (0, eval)(until)(d, c.width, c.height);
+            }""", arg=[selector, index, until], timeout=_ms(timeout), polling=100)
+        except PlaywrightTimeoutError:
+            pass   # the caller's assertions on the pixels below name what is missing
     r = page.evaluate("""([sel, i]) => {
         const c = document.querySelectorAll(sel)[i];
         const ctx = c.getContext('2d');

@@ -82,6 +82,17 @@ print(json.dumps({'nodes': len(graph.graph['nodes']), 'leaves': leaves,
     ]
 
 
+FINISHED_ARROW = """(d) => {
+    const levels = new Set();
+    let red = 0, opaque = true;
+    for (let k = 0; k < d.length; k += 4) {
+        if (d[k + 3] !== 255) opaque = false;
+        if (d[k] === d[k + 1] && d[k + 1] === d[k + 2]) levels.add(d[k]);
+        if (d[k] > 200 && d[k + 1] < 70 && d[k + 2] < 70) red++;
+    }
+    return opaque && levels.size >= 10 && red >= 500;
+}"""
+
 GRAD_CELL, SEG_START_CELL, PANEL_CELL, SEG_CELL, GRAPH_CELL, GRAPH_INFO_CELL, SELECTED_CELL = range(7)
 
 
@@ -177,7 +188,8 @@ def test_gradients_segmentation_graph(page, lab, nb_dir, stopwatch):
         assert panel.locator(".widget-html", has_text=re.compile(r"Error|Traceback")).count() == 0
 
         canvas_sel = f'[data-dw-test="gradients-cell"] {IPYCANVAS}'
-        px = canvas_pixels(page, canvas_sel, timeout=60)
+        # the finished drawing: the image over the whole canvas (ten or more gray levels) and the red caret
+        px = canvas_pixels(page, canvas_sel, timeout=60, until=FINISHED_ARROW)
         assert px.shape == (CANVAS, CANVAS, 4), px.shape
         r, g, b = (px[:, :, k].astype(int) for k in range(3))
         gray = (r == g) & (g == b)

@@ -1,5 +1,7 @@
 """What several test files share: the tutorial's one-layer regression network as a user types it, and a
-small gradients dataset to train it on."""
+small gradients dataset to train it on, and a wait for a job's log line."""
+import re
+import time
 
 TOWER_REGRESSION = '''
 class UserModel(Tower):
@@ -22,3 +24,17 @@ def gradients_dataset(name: str = "g", train_count: int = 64, val_count: int = 1
     ds = dw.datasets.gradients(name, train_count=train_count, val_count=val_count, image_size=(8, 8), seed=0)
     ds.wait(60)
     return ds
+
+
+def wait_for_log(job, pattern: str, log: str = "train.log", timeout: float = 60.0) -> "re.Match":
+    """Poll a job's log until a line matches ``pattern`` (the match), or fail naming what the log holds."""
+    deadline = time.monotonic() + timeout
+    path = job.dir / log
+    while True:
+        text = path.read_text() if path.exists() else ""
+        m = re.search(pattern, text)
+        if m:
+            return m
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{log} never matched {pattern!r} in {timeout:.0f} s; it ends:\n{text[-800:]}")
+        time.sleep(0.05)  # polling interval of a condition wait

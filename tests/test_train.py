@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 import digits_widgets as dw
 from digits_widgets.train import records
 from digits_widgets.train.launch import train, wait_for_metrics
-from support import TOWER_REGRESSION, gradients_dataset
+from support import TOWER_REGRESSION, gradients_dataset, wait_for_log
 
 REGRESSION = TOWER_REGRESSION
 
@@ -159,12 +160,14 @@ def test_early_stopping_and_pause(grads):
     slow = train(grads, REGRESSION, "pause", epochs=200, lr=0.001, batch_size=16, val_interval=0)
     wait_for_metrics(slow, 1, "train")
     slow.pause()
-    time.sleep(0.5)  # let a step already under way finish
+    paused = wait_for_log(slow, r"Paused at epoch [\d.]+ \(step (\d+)\)")
     n = len(slow.metrics("train"))
-    time.sleep(1.0)
+    assert slow.metrics("train")[-1]["step"] == int(paused.group(1)), "stopped right after its last record"
+    time.sleep(1.0)  # an observation window: five looks at the pause file, no step taken
     assert len(slow.metrics("train")) == n, "no progress while paused"
     slow.unpause()
     wait_for_metrics(slow, n + 2, "train")
+    assert re.search(r"Unpaused at epoch", (slow.dir / "train.log").read_text())
     slow.abort()
     assert slow.wait(60) == "Aborted"
 

@@ -50,9 +50,9 @@ class Control:
             self._files = (self.job.path("control", "abort").exists(), self.job.paused)
         return self.job.abort_requested or self._files[0], self._files[1]
 
-    def check(self, device: torch.device, where: str = "") -> None:
-        """Raise JobAborted on every rank together; wait here while paused. train.log says when training
-        really stopped for a pause and when it went on (a step under way finishes first)."""
+    def check(self, device: torch.device, epoch: float = 0.0, step: int = 0) -> None:
+        """Raise JobAborted on every rank together; wait here while paused. train.log says where training
+        really stopped for a pause and where it went on (a step under way finishes first)."""
         waited = False
         while True:
             aborted, paused = self._flags() if self.rank == 0 else (False, False)
@@ -62,11 +62,9 @@ class Control:
                 aborted, paused = bool(t[0]), bool(t[1])
             if aborted:
                 raise JobAborted(f"Model {self.job.name!r} was aborted")
-            if paused and not waited and self.rank == 0:
-                self.job.log(f"Paused{where}", "train.log")
+            if paused != waited and self.rank == 0:   # the first wait, or the first step after one
+                self.job.log(f"{'Paused' if paused else 'Unpaused'} at epoch {epoch:.2f} (step {step})", "train.log")
             if not paused:
-                if waited and self.rank == 0:
-                    self.job.log(f"Unpaused{where}", "train.log")
                 return
             waited = True
             time.sleep(0.2)
@@ -252,7 +250,7 @@ def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: in
                         log.write({"phase": "train", "epoch": step / steps_per_epoch, "step": step, **result,
                                    "lr": lr, "samples_per_s": rate, "time": time.time()})
                         job.report_progress(step, total_steps, f"epoch {epoch + 1}/{opts.epochs}")
-                    control.check(device, f" at epoch {step / steps_per_epoch:.2f} (step {step})")
+                    control.check(device, step / steps_per_epoch, step)
                 if val_every and step % val_every == 0:
                     val_loss = validate(step / steps_per_epoch)
                     if val_loss < best_val:

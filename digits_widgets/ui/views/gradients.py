@@ -96,11 +96,15 @@ class ArrowCanvas:
         self.draw()
 
     def draw(self) -> None:
-        """Image and caret in one message (``hold_canvas``)."""
+        """Image and caret in one message (``hold_canvas``).
+
+        No ``clear()`` first: the opaque image covers the whole canvas anyway, and ipycanvas' front end blanks
+        every view at a clear at once but shows the new drawing only when the batch ends, after the image has
+        been decoded; so a replay began with a blank canvas on screen (a flicker a browser test caught).
+        """
         c, a = self.canvas, self.arrow
         caret = [a.acw, a.tip, a.cw]
         with hold_canvas():
-            c.clear()
             c.put_image_data(self.pixels, 0, 0)
             c.fill_style = self.colour
             c.stroke_style = self.colour

@@ -322,8 +322,33 @@ def test_resume_from_state_dicts_matches_uninterrupted_run(solver, policy, sched
         assert torch.equal(a, b)
 
 
+def test_step_decays_at_caffe_rounded_up_iterations():
+    # DIGITS: stepsize = ceil(33% * 10) = 4, Caffe: lr = base * gamma ^ floor(iter / stepsize)
+    policy = LrPolicy('step', 1.0, gamma=0.5, step_size=33)
+    assert [policy.factor(s, 10) for s in range(11)] == [1, 1, 1, 1, .5, .5, .5, .5, .25, .25, .25]
+    opt = make_optimizer([torch.zeros(1, requires_grad=True)], 'sgd', lr=1.0)
+    sched = make_scheduler(opt, policy, 10)
+    seen = []
+    for _ in range(10):
+        seen.append(opt.param_groups[0]['lr'])
+        opt.step()
+        sched.step()
+    assert [i for i in range(1, 10) if seen[i] < seen[i - 1]] == [4, 8]
+    x, y = lr_curve(1.0, 'step', gamma=0.5, step_size=33)
+    assert len(x) == len(y) == 101 and y[32] == 1.0 and y[33] == 0.5
+
+
+def test_multistep_decays_at_caffe_rounded_up_iterations():
+    # stepvalues 33% and 66% of 10 iterations: ceil(3.3) = 4, ceil(6.6) = 7
+    policy = LrPolicy('multistep', 1.0, gamma=0.5, stepvalues='33,66')
+    assert [policy.factor(s, 10) for s in range(11)] == [1, 1, 1, 1, .5, .5, .5, .25, .25, .25, .25]
+    policy = LrPolicy('multistep', 1.0, gamma=0.1, stepvalues='25,51')   # 7 steps: ceil(1.75) = 2, ceil(3.57) = 4
+    assert [policy.factor(s, 7) for s in range(8)] == pytest.approx([1, 1, .1, .1, .01, .01, .01, .01])
+
+
 @settings(max_examples=40, deadline=None)
-@given(name=st.sampled_from(POLICIES), total=st.integers(1, 500), data=st.data())
+@given(name=st.sampled_from([p for p in POLICIES if p not in ('step', 'multistep')]),
+       total=st.integers(1, 500), data=st.data())
 def test_factor_agrees_with_lr_at(name, total, data):
     step = data.draw(st.integers(0, total))
     policy = LrPolicy(name, 0.3)

@@ -4,7 +4,10 @@ DIGITS describes every learning-rate policy over training progress in percent (0
 iterations, so the same settings mean the same curve whatever the dataset or batch size.  The formulas are
 the ones of the DIGITS reference (inventory section 3.1); the preview curve (:func:`lr_curve`) and the
 per-step scheduler (:func:`make_scheduler`) both evaluate :meth:`LrPolicy.lr_at`, so what the form draws is
-what training uses.
+what training uses. One refinement: the step and multistep policies decay at whole iterations, the percentage
+rounded up as DIGITS did for Caffe (``stepsize = ceil(step_size% * total_iterations)``, each stepvalue
+likewise; see :meth:`LrPolicy.factor`), so the scheduler's decays may come up to one iteration after the
+preview's percent.
 
 Options that fail validation raise :class:`~digits_widgets.errors.OptionError` whose ``field`` is the name
 of the parameter at fault (``'name'``, ``'gamma'``, ``'solver'``, ...), so a form can mark the input.
@@ -162,9 +165,23 @@ class LrPolicy:
         return self.base_lr * self.multiplier(progress)
 
     def factor(self, step: int, total_steps: int) -> float:
-        """Multiplier of the base rate at optimizer step ``step`` of ``total_steps`` (what LambdaLR needs)."""
+        """Multiplier of the base rate at optimizer step ``step`` of ``total_steps`` (what LambdaLR needs).
+
+        The step and multistep policies decay at the iterations Caffe used under DIGITS: each percentage is
+        turned into an iteration count rounded up (``stepsize = ceil(step_size * total_steps / 100)``, each
+        stepvalue likewise) and the rate is ``gamma ** floor(step / stepsize)`` (multistep: one factor of
+        ``gamma`` per stepvalue reached), so with 10 steps and a 33 % step size the decays come at steps 4
+        and 8, not at 4 and 7 as the percent curve alone would put them.
+        """
         if total_steps < 1:
             raise OptionError(f"total_steps must be >= 1, got {total_steps}", field='total_steps')
+        scale = total_steps / 100.0   # DIGITS' caffe_train.py: scale = max_iter / 100, then ceil(value * scale)
+        if self.name == 'step':
+            stepsize = max(1, math.ceil(self.step_size * scale))
+            return self.gamma ** (min(max(step, 0), total_steps) // stepsize)
+        if self.name == 'multistep':
+            step = min(max(step, 0), total_steps)
+            return self.gamma ** sum(1 for v in self.stepvalues if math.ceil(v * scale) <= step)
         return self.multiplier(100.0 * step / total_steps)
 
 

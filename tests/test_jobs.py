@@ -143,3 +143,16 @@ def test_ambiguous_name_asks_for_the_id(jobs_root):
     with pytest.raises(JobError, match="Several"):
         dw.job("same")
     assert dw.job(b.id).id == b.id and dw.job(a.id).id == a.id
+
+
+def test_unwritable_jobs_dir_says_which_and_what_to_do(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    root = blocker / "jobs"   # its parent is a file: creating it really fails, also as root
+    monkeypatch.setenv("DIGITS_JOBS_DIR", str(root))
+    with pytest.raises(JobError) as info:
+        J.create_job("dataset", "gradients", "g")
+    text = str(info.value)
+    assert str(root) in text and "DIGITS_JOBS_DIR" in text and not text.endswith("..")
+    with pytest.raises(JobError, match="DIGITS_JOBS_DIR"):
+        dw.datasets.gradients("g", train_count=8, val_count=2, image_size=4)

@@ -383,15 +383,19 @@ def create_job(kind: str, type_: str, name: str, params: dict | None = None,
     if not name or not str(name).strip():
         raise JobError("A job needs a name")
     root = Path(root) if root is not None else jobs_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    while True:
-        job_id = new_job_id()
-        directory = root / job_id
-        try:
-            directory.mkdir()
-            break
-        except FileExistsError:
-            continue
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        while True:
+            job_id = new_job_id()
+            directory = root / job_id
+            try:
+                directory.mkdir()
+                break
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise JobError(f"Cannot create a job in the jobs directory {root} ({exc.strerror or exc}): "
+                       "make it writable, or set DIGITS_JOBS_DIR to a folder you can write") from None
     record = {
         "id": job_id, "kind": kind, "type": type_, "name": str(name), "group": str(group or "").strip(),
         "params": params or {},
@@ -401,7 +405,13 @@ def create_job(kind: str, type_: str, name: str, params: dict | None = None,
     }
     cls = Job._registry.get(kind, Job)
     job = cls(directory, record)
-    job.save()
+    try:
+        job.save()
+    except OSError as exc:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise JobError(f"Cannot write {directory / JOB_FILE} in the jobs directory {root} "
+                       f"({exc.strerror or exc}): make it writable, or set DIGITS_JOBS_DIR to a folder "
+                       "you can write") from None
     return job
 
 

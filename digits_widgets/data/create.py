@@ -120,7 +120,8 @@ def _run_classification(job: Job, *, folder, train_list, val_list, test_list, la
         except ImageError as exc:
             if skip_bad_images:
                 return None, label, str(exc)
-            raise DatasetError(f"{exc}. Remove the file, or pass skip_bad_images=True to skip such files.",
+            raise DatasetError(f"{str(exc).rstrip('.')}. Remove the file, or pass skip_bad_images=True to skip "
+                               "such files.",
                                field="folder") from None
         return images.resize_image(arr, h, w, resize_mode, rng=noise_rng), label, path
 

@@ -71,6 +71,23 @@ def test_classification_grayscale_raw_and_text_lists(class_folders, tmp_path):
     assert job.labels == ["a", "b", "c"]
 
 
+def test_text_list_bad_lines_are_skipped_and_logged(class_folders, tmp_path):
+    paths = sorted(class_folders.rglob("*.png"))
+    lst = tmp_path / "train.txt"
+    lst.write_text("".join(f"{p} {i % 2}\n" for i, p in enumerate(paths[:6])) + f"{paths[0]} dog\n{paths[1]}\n")
+    job = dw.datasets.classification("skips", train_list=str(lst), image_size=8, channels=1, pct_val=0)
+    assert job.wait(60) == "Done"
+    assert len(job.open_db("train")) == 6
+    log = job.path("create.log").read_text()
+    assert "WARNING" in log and "skipped 2 line(s)" in log and str(lst) in log
+
+
+def test_text_list_without_a_valid_line_is_refused(class_folders, tmp_path):
+    lst = tmp_path / "train.txt"
+    lst.write_text(f"{next(class_folders.rglob('*.png'))} dog\n")
+    _fails(dw.datasets.classification("nolines", train_list=str(lst), image_size=8), "No images listed")
+
+
 def test_processing_pairs_split_and_formats(tmp_path):
     out = generators.generate_triangles(tmp_path / "tri", count=40, size=16, grid=2, seed=0)
     job = dw.datasets.processing("tri", out["input"], out["target"], val_percent=10, seed=3)

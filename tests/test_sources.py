@@ -130,14 +130,31 @@ def test_read_image_list_relative_to_folder(tmp_path):
     assert read_image_list(listing, folder=tmp_path / 'pics') == [(a, 2)]
 
 
-def test_read_image_list_bad_line(tmp_path):
+def test_read_image_list_skips_bad_lines_with_one_counted_warning(tmp_path):
+    # DIGITS' rule: lines without a label, or with a non-numeric or negative label, are skipped, not fatal
+    a = _img(tmp_path / 'a')
+    listing = tmp_path / 'train.txt'
+    listing.write_text('a.png 0\na.png cat\na.png\na.png -1\na.png 2\n')
+    with pytest.warns(UserWarning) as caught:
+        assert read_image_list(listing, field='textfile_train_images') == [(a, 0), (a, 2)]
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert str(listing) in message and 'skipped 3 line(s)' in message and 'kept 2' in message
+    assert 'line 2' in message and 'a.png cat' in message and 'line 4' in message
+    seen = []
+    assert read_image_list(listing, warn=seen.append) == [(a, 0), (a, 2)]
+    assert len(seen) == 1 and 'skipped 3' in seen[0]
+
+
+def test_read_image_list_refused_when_no_valid_line_remains(tmp_path):
     _img(tmp_path / 'a')
     listing = tmp_path / 'train.txt'
-    listing.write_text('a.png 0\na.png cat\n')
+    listing.write_text('# only bad lines\na.png cat\na.png -3\n')
     with pytest.raises(DatasetError) as info:
         read_image_list(listing, field='textfile_train_images')
     message = str(info.value)
-    assert str(listing) in message and 'line 2' in message and 'a.png cat' in message
+    assert str(listing) in message and 'No images listed' in message and '2 line(s)' in message
+    assert 'line 2' in message and 'a.png cat' in message
     assert info.value.field == 'textfile_train_images'
 
 

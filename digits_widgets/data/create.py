@@ -87,10 +87,13 @@ def _run_classification(job: Job, *, folder, train_list, val_list, test_list, la
             if other is not None:
                 splits[which] = _items_by_name(job, other, labels, field=f"{which}_folder")
     elif train_list is not None:
-        splits["train"] = sources.read_image_list(train_list, list_folder, field="train_list")
+        def warn(message: str) -> None:
+            job.log(f"WARNING: {message}", "create.log")
+
+        splits["train"] = sources.read_image_list(train_list, list_folder, field="train_list", warn=warn)
         for which, lst in (("val", val_list), ("test", test_list)):
             if lst is not None:
-                splits[which] = sources.read_image_list(lst, list_folder, field=f"{which}_list")
+                splits[which] = sources.read_image_list(lst, list_folder, field=f"{which}_list", warn=warn)
         if labels_file is not None:
             labels = sources.read_labels_file(labels_file)
         else:

@@ -9,7 +9,9 @@ import math
 import numbers
 import os
 import re
+import warnings
 from dataclasses import dataclass, field as dataclass_field
+from typing import Callable
 
 import numpy as np
 
@@ -132,11 +134,14 @@ def _read_lines(path: str, field: str, what: str) -> list[str]:
 
 
 def read_image_list(path: str | os.PathLike, folder: str | os.PathLike | None = None,
-                    field: str = 'train_list') -> list[tuple[str, int]]:
+                    field: str = 'train_list', warn: Callable[[str], None] | None = None) -> list[tuple[str, int]]:
     """Read a DIGITS list file: '<image path> <integer label>' per line, '#' comments and blank lines ignored.
 
-    Relative image paths are joined to ``folder`` when given, else to the list file's folder. Every missing
-    image is counted and the first five are named in one error.
+    As in DIGITS, a line without a label, or whose label is not a non-negative whole number, is skipped: one
+    warning counts them and names the first few (``warn(message)`` when given, e.g. the job's create.log,
+    else :func:`warnings.warn`); the file is refused only when no valid line remains. Relative image paths
+    are joined to ``folder`` when given, else to the list file's folder. Every missing image is counted and
+    the first five are named in one error.
     """
     list_path = _resolve(path)
     lines = _read_lines(list_path, field, 'Image list file')
@@ -144,19 +149,29 @@ def read_image_list(path: str | os.PathLike, folder: str | os.PathLike | None = 
     if folder is not None and not os.path.isdir(base):
         raise DatasetError(f'Images folder for {list_path} does not exist: {base}', field=field)
     items: list[tuple[str, int]] = []
+    bad: list[str] = []
     for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line or line.startswith('#'):
             continue
         match = _LIST_LINE.match(line)
         if match is None:
-            raise DatasetError(f'{list_path}, line {number}: expected "<image path> <integer label>", '
-                               f'got {line!r}.', field=field)
+            bad.append(f'line {number}: {line!r}')
+            continue
         image = os.path.expanduser(match.group(1).strip())
         items.append((os.path.normpath(os.path.join(base, image)), int(match.group(2))))
+    shown_bad = '; '.join(bad[:_SHOWN]) + (f' (and {len(bad) - _SHOWN} more)' if len(bad) > _SHOWN else '')
     if not items:
-        raise DatasetError(f'No images listed in {list_path}: each line should be "<image path> <label>".',
-                           field=field)
+        why = (f' {len(bad)} line(s) had no valid label: {shown_bad}.' if bad else '')
+        raise DatasetError(f'No images listed in {list_path}: each line should be "<image path> <label>", the '
+                           f'label a whole number >= 0.{why}', field=field)
+    if bad:
+        message = (f'{list_path}: skipped {len(bad)} line(s) without a label or with a label that is not a '
+                   f'whole number >= 0 (kept {len(items)}): {shown_bad}')
+        if warn is not None:
+            warn(message)
+        else:
+            warnings.warn(message, stacklevel=2)
     missing = [p for p, _ in items if not os.path.isfile(p)]
     if missing:
         shown = '; '.join(missing[:_SHOWN])

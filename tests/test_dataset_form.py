@@ -305,3 +305,14 @@ def test_textfile_method(class_folder, tmp_path):
     assert form.problems() == []
     fn, kwargs = form.arguments()
     assert kwargs["train_list"].endswith("train.txt") and kwargs["test_list"] is None and kwargs["shuffle"]
+
+
+def test_list_file_check_warns_about_lines_without_a_valid_label(tmp_path):
+    from digits_widgets.ui.fields import ERROR, WARNING, list_file_check
+    (tmp_path / "a.png").write_bytes(b"")
+    listing = tmp_path / "train.txt"
+    listing.write_text("a.png 0\na.png cat\na.png -1\na.png 1\n")
+    verdict = list_file_check(str(listing), None)
+    assert verdict.level == WARNING and "2 line(s)" in verdict.text and "line 2" in verdict.text
+    listing.write_text("a.png cat\n")
+    assert list_file_check(str(listing), None).level == ERROR

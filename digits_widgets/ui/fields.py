@@ -363,6 +363,7 @@ def list_file_check(path: str, folder: str | None) -> Verdict:
     full = resolve(path)
     base = resolve(folder) if folder else os.path.dirname(full)
     n, top, capped, missing = 0, -1, False, None
+    skipped: list[str] = []   # DIGITS skips lines without a valid label (the dataset job warns and counts them)
     with open(full, encoding="utf-8-sig", errors="replace") as fh:
         for number, raw in enumerate(fh, 1):
             line = raw.strip()
@@ -370,7 +371,8 @@ def list_file_check(path: str, folder: str | None) -> Verdict:
                 continue
             match = _LIST_LINE.match(line)
             if match is None:
-                return Verdict(ERROR, f'line {number}: expected "<image path> <integer label>", got {line[:60]!r}')
+                skipped.append(f"line {number}: {line[:60]!r}")
+                continue
             n, top = n + 1, max(top, int(match.group(2)))
             image = os.path.join(base, os.path.expanduser(match.group(1).strip()))
             if n <= 5 and missing is None and not os.path.isfile(image):
@@ -379,10 +381,15 @@ def list_file_check(path: str, folder: str | None) -> Verdict:
                 capped = True
                 break
     if n == 0:
-        return Verdict(ERROR, 'No images listed: each line should be "<image path> <label>"')
+        why = f" ({skipped[0]} has no whole-number label >= 0)" if skipped else ""
+        return Verdict(ERROR, f'No images listed: each line should be "<image path> <label>"{why}')
     if missing:
         return Verdict(ERROR, f"Image not found: {missing} (relative paths are read from {base})")
-    return Verdict(OK, f"{count_text(n, capped, 'image')} listed, labels 0..{top}", top)
+    text = f"{count_text(n, capped, 'image')} listed, labels 0..{top}"
+    if skipped:
+        return Verdict(WARNING, f"{text}; {len(skipped)} line(s) without a valid label will be skipped, "
+                                f"first {skipped[0]}", top)
+    return Verdict(OK, text, top)
 
 
 def colormap_check(path: str) -> Verdict:

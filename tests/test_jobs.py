@@ -156,3 +156,56 @@ def test_unwritable_jobs_dir_says_which_and_what_to_do(tmp_path, monkeypatch):
     assert str(root) in text and "DIGITS_JOBS_DIR" in text and not text.endswith("..")
     with pytest.raises(JobError, match="DIGITS_JOBS_DIR"):
         dw.datasets.gradients("g", train_count=8, val_count=2, image_size=4)
+
+
+_OWNER_SCRIPT = """
+import sys, time
+from digits_widgets.store import jobs as J
+import digits_widgets.train.model_job  # noqa: F401 - registers the model kind
+job = J.create_job("model", "classification", "orphaned-net")
+job.start(lambda j: time.sleep(600))
+while J._read_record(job.dir)["status_history"][-1][0] != "Running":
+    time.sleep(0.02)
+print(job.id, flush=True)
+time.sleep(600)
+"""
+
+
+def test_job_of_a_killed_kernel_is_aborted_on_disk_and_resumable(jobs_root):
+    import signal
+    import subprocess
+    import sys
+
+    from digits_widgets.train import records
+    from digits_widgets.ui.jobs_panel import job_values
+
+    proc = subprocess.Popen([sys.executable, "-c", _OWNER_SCRIPT], stdout=subprocess.PIPE, text=True)
+    try:
+        job_id = proc.stdout.readline().strip()
+        assert job_id, "the owner process did not start its job"
+        running = json.loads((jobs_root / job_id / "job.json").read_text())
+        assert running["status_history"][-1][0] == "Running"
+        assert running["owner"]["pid"] == proc.pid and running["owner"]["started"] is not None
+        assert dw.job(job_id).status == "Running"   # its owner still runs: left alone
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    job = dw.job(job_id)
+    assert job.status == "Aborted" and not job.is_running()
+    on_disk = json.loads((job.dir / "job.json").read_text())
+    last = on_disk["status_history"][-1]
+    assert last[0] == "Aborted" and str(proc.pid) in last[2] and "resume" in last[2]
+    assert job.status_history[-1][0] == "Aborted" and len(job.status_history[-1]) == 2
+    assert [j.status for j in dw.jobs()] == ["Aborted"]
+    job.path(records.CHECKPOINT).write_bytes(b"")   # what a run that got past its first epoch leaves
+    assert job_values(job, time.time())["can_resume"]
+
+
+def test_a_reused_pid_is_not_taken_for_the_owner(jobs_root):
+    job = J.create_job("dataset", "gradients", "reused")
+    job.record["status_history"].append(["Running", time.time()])
+    job.record["owner"] = dict(J.owner_record(), started=J.owner_record()["started"] - 1)  # same pid, older start
+    job.save()
+    J.Job._live.clear()
+    assert dw.job(job.id).status == "Aborted"
+    assert "another process" in dw.job(job.id).error

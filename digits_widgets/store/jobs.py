@@ -66,6 +66,8 @@ def _json_default(obj: Any) -> Any:
 
 
 def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -73,6 +75,34 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _process_start(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (/proc/<pid>/stat field 22); None when unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode("ascii", "replace")
+        return int(stat[stat.rindex(")") + 2:].split()[19])  # after "pid (comm)": field 3 is index 0
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def owner_record() -> dict:
+    """Who runs a job: this process, by pid, host and start time (so a reused pid is not taken for it)."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started": _process_start(os.getpid())}
+
+
+def owner_gone(owner: dict) -> str | None:
+    """Why the process named in ``owner`` no longer runs (same host only), or None when it may still run."""
+    if not owner or owner.get("host") != socket.gethostname():
+        return None  # nobody claimed the job yet, or another machine runs it: cannot tell from here
+    pid = int(owner.get("pid", -1))
+    if not _pid_alive(pid):
+        return f"its process {pid} on {owner['host']} is gone"
+    started, now = owner.get("started"), _process_start(pid)
+    if started is not None and now is not None and started != now:
+        return f"its process {pid} on {owner['host']} is gone (that pid now belongs to another process)"
+    return None
 
 
 class Job:
@@ -186,7 +216,7 @@ class Job:
 
     @property
     def status_history(self) -> list[tuple[str, float]]:
-        return [tuple(s) for s in self.record["status_history"]]
+        return [tuple(s[:2]) for s in self.record["status_history"]]   # a third item is the reason
 
     @property
     def error(self) -> str | None:
@@ -204,12 +234,27 @@ class Job:
         return self._thread is not None and self._thread.is_alive()
 
     def _owner_alive(self) -> bool:
-        owner = self.record.get("owner") or {}
-        if not owner:
-            return True  # nobody claimed it yet (just created)
-        if owner.get("host") != socket.gethostname():
-            return True  # cannot tell from here; trust the file
-        return _pid_alive(int(owner.get("pid", -1)))
+        return owner_gone(self.record.get("owner") or {}) is None
+
+    def settle_orphan(self) -> bool:
+        """A job left Running (or Waiting) by a process that died (kernel restart, kill -9) becomes
+        Aborted on disk, with the reason in its status history and error, so it can be resumed."""
+        with self._lock:
+            status = self.record["status_history"][-1][0]
+            if status not in ACTIVE or self.is_owned_here():
+                return False
+            why = owner_gone(self.record.get("owner") or {})
+            if why is None:
+                return False
+            reason = (f"Aborted: {why} (kernel restart or kill) while the job was {status}; "
+                      "resume it to continue from its last checkpoint")
+            self.record["status_history"].append([ABORTED, time.time(), reason])
+            self.record["error"] = reason
+            try:
+                self.save()
+            except OSError:
+                pass  # a read-only jobs folder: the status property still reads Aborted
+        return True
 
     def set_status(self, status: str, error: str | None = None) -> None:
         if status not in STATUSES:
@@ -219,7 +264,7 @@ class Job:
             if error is not None:
                 self.record["error"] = error
             if status in ACTIVE:
-                self.record["owner"] = {"pid": os.getpid(), "host": socket.gethostname()}
+                self.record["owner"] = owner_record()
             self.save()
         self.emit({"type": "status", "status": status, "error": error})
 
@@ -423,7 +468,9 @@ def load_job(directory: Path) -> Job:
     if live is not None:
         return live
     record = _read_record(directory)
-    return Job._registry.get(record.get("kind", ""), Job)(Path(directory), record)
+    job = Job._registry.get(record.get("kind", ""), Job)(Path(directory), record)
+    job.settle_orphan()
+    return job
 
 
 def iter_jobs(root: Path | None = None) -> Iterator[Job]:

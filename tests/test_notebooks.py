@@ -110,3 +110,18 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     results = _results(nb)
     with capsys.disabled():
         print(f"\n{path.name}: {elapsed:.0f} s at the quick settings; results {json.dumps(results)}")
+
+
+def test_readme_says_where_jobs_and_data_land() -> None:
+    """A kernel runs in its notebook's folder: the notebooks' relative ``tutorial-data`` is notebooks/tutorial-data,
+    and ``make tutorials`` points the jobs at the repository root's digits-jobs (and leaves the data alone)."""
+    root = NOTEBOOKS[0].parent.parent
+    readme = " ".join((root / "notebooks" / "README.md").read_text().split())
+    make = (root / "Makefile").read_text()
+    tutorials = make[make.index("\ntutorials:"):].split("\n\n")[0]
+    assert "DIGITS_JOBS_DIR=$${DIGITS_JOBS_DIR:-$(CURDIR)/digits-jobs}" in tutorials
+    assert "DIGITS_TUTORIAL_DATA" not in tutorials
+    assert "`notebooks/tutorial-data/`" in readme and "`$DIGITS_TUTORIAL_DATA`" in readme
+    assert "`digits-jobs/` at the repository root" in readme
+    ignored = (root / ".gitignore").read_text().split()
+    assert "notebooks/tutorial-data/" in ignored and "digits-jobs/" in ignored

@@ -316,3 +316,15 @@ def test_list_file_check_warns_about_lines_without_a_valid_label(tmp_path):
     assert verdict.level == WARNING and "2 line(s)" in verdict.text and "line 2" in verdict.text
     listing.write_text("a.png cat\n")
     assert list_file_check(str(listing), None).level == ERROR
+
+
+def test_help_marks_render_without_the_circled_i_glyph():
+    """U+24D8 is not in Debian's default fonts (an empty box): every help mark is a CSS circle around an "i"."""
+    from digits_widgets.ui.fields import HELP_MARK
+
+    form = DatasetForm()
+    labels = [f.label.value for tab in TABS for f in form.fields[tab].values()]
+    marks = [v for v in labels if "cursor:help" in v]
+    assert marks and all(HELP_MARK in v for v in marks)
+    text = " ".join(labels).lower()
+    assert "\u24d8" not in text and "&#9432;" not in text and "&#x24d8;" not in text

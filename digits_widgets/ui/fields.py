@@ -43,6 +43,12 @@ class Verdict:
 
 Check = Callable[[Any], "Verdict | None"]
 
+# The help mark: a plain "i" in a CSS circle. U+24D8 (circled i) is missing from Debian's default fonts and drew
+# as an empty box.
+HELP_MARK = (' <span style="display:inline-block;box-sizing:border-box;width:13px;height:13px;line-height:11px;'
+             'border:1px solid #1976d2;border-radius:50%;color:#1976d2;font:bold 9px/11px sans-serif;'
+             'text-align:center;vertical-align:1px;cursor:help">i</span>')
+
 
 class Field:
     """A label (with the help text as tooltip), a control, and the message of the last check.
@@ -63,7 +69,7 @@ class Field:
         control.tooltip = help or None
         tip = f' title="{html.escape(help)}"' if help else ""
         mark = ' <span style="color:#c62828">*</span>' if required else ""
-        qmark = ' <span style="color:#1976d2;cursor:help">&#9432;</span>' if help else ""
+        qmark = HELP_MARK if help else ""
         self.label = w.HTML(f"<span{tip}>{html.escape(label)}{mark}{qmark}</span>",
                             layout=w.Layout(width=LABEL_WIDTH, min_width=LABEL_WIDTH))
         self.message = w.HTML(layout=w.Layout(margin="0 0 0 8px"))

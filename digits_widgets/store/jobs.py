@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 
 from .._version import __version__ as version
 from ..errors import DigitsError, JobError
+from . import waiting
 
 INITIALIZED, WAITING, RUNNING, DONE, ABORTED, ERROR = (
     "Initialized", "Waiting", "Running", "Done", "Aborted", "Error")
@@ -385,13 +386,23 @@ class Job:
         return self._abort.is_set()
 
     def wait(self, timeout: float | None = None, raise_on_error: bool = True) -> str:
-        """Block until the job ends (or ``timeout`` passes); re-raise its error when it failed."""
+        """Block until the job ends (or ``timeout`` passes); re-raise its error when it failed.
+
+        On the kernel's main thread it waits in short slices and runs the UI pump's wait hook between
+        them (``store.waiting``), so the job's charts keep updating while a cell waits.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
         if self._thread is not None:
-            self._thread.join(timeout)
+            if not waiting.hook_active():
+                self._thread.join(timeout)
+            while self._thread.is_alive() and (deadline is None or time.monotonic() < deadline):
+                left = waiting.SLICE if deadline is None else deadline - time.monotonic()
+                self._thread.join(max(0.0, min(waiting.SLICE, left)))
+                waiting.run_wait_hook()
         else:
-            deadline = None if timeout is None else time.time() + timeout
-            while self.reload().is_running() and (deadline is None or time.time() < deadline):
-                time.sleep(0.2)
+            while self.reload().is_running() and (deadline is None or time.monotonic() < deadline):
+                waiting.pumped_sleep(0.2)
+        waiting.run_wait_hook()   # the last events (Done, final metrics) reach the widgets before the cell goes on
         status = self.status
         if raise_on_error and status == ERROR:
             if self.exception is not None:

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..data.dataset import DatasetJob
 from ..errors import OptionError
+from ..store import waiting
 from ..store.jobs import ACTIVE, DONE, ERROR, create_job, find_job
 from . import records
 from .model_job import ModelJob
@@ -140,5 +141,5 @@ def wait_for_metrics(job: ModelJob, count: int, phase: str = "val", timeout: flo
         rows = job.metrics(phase)
         if len(rows) >= count or not job.is_running():
             return rows
-        time.sleep(0.1)
+        waiting.pumped_sleep(0.1)   # on the main thread the UI pump keeps the charts moving meanwhile
     return job.metrics(phase)

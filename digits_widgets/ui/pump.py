@@ -16,6 +16,17 @@ its work only when ``tick()`` is called.
 The timer is armed only while something is watched or a periodic function is registered, so an idle
 kernel does no work. Handler exceptions are logged and swallowed: one broken view must not stop every
 other view from updating.
+
+While a cell blocks: the timer cannot fire while a cell runs, so a cell that waits (``job.wait()``,
+``wait_for_metrics``, the next cell of a Run All) would freeze the charts. The pump therefore registers
+``tick`` as the store's wait hook (``store.waiting``): those waits sleep in 0.2 s slices and drain the
+queues between them, on the main thread only (a wait in another thread never runs it). The widget
+messages do go out at once: ipykernel hands IOPub sends to its own IOPub thread, not to the blocked
+main loop (checked against ipykernel 7.4). Clicks (Abort, Pause) still wait for the cell to end: shell
+messages are handled between cells. For a long unrelated user cell (a loop of your own, a
+``time.sleep``) nothing can help: no code may update widgets from the main thread while arbitrary user
+code runs on it, and other threads must not. The job's files and metrics still advance meanwhile, and
+the charts catch up with one batch when the cell ends.
 """
 from __future__ import annotations
 
@@ -28,6 +39,8 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Protocol
+
+from ..store import waiting
 
 log = logging.getLogger(__name__)
 
@@ -249,3 +262,12 @@ def get_pump() -> Pump:
         if _pump is None:
             _pump = Pump()
         return _pump
+
+
+def _wait_hook() -> None:
+    """What blocking waits run between slices on the main thread: the timer's work, ``tick()``."""
+    if _pump is not None:
+        _pump.tick()
+
+
+waiting.set_wait_hook(_wait_hook)

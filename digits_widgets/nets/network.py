@@ -139,6 +139,12 @@ def _pick_from_namespace(ns: dict[str, Any]) -> tuple[str, Any]:
         raise NetworkError(f"The user model class 'UserModel' {what}. {OTHER_FORMS}")
     if 'model' in ns:
         raise NetworkError(f"`model` must be an nn.Module, got {type(ns['model']).__name__}. {OTHER_FORMS}")
+    if callable(ns.get('build_model')):
+        raise NetworkError(f"{MISSING_USER_MODEL} `build_model(params)` is DIGITS' TensorFlow form (it built a "
+                           "TensorFlow graph); here write its layers as PyTorch modules: rename it "
+                           "`network(params)` and return {'model': <an nn.Module>, 'loss': <loss function>}, or "
+                           "port it to `class UserModel(Tower)` (see notebook 05, "
+                           f"notebooks/05_networks_in_code.ipynb). {OTHER_FORMS}")
     raise NetworkError(f"{MISSING_USER_MODEL} {OTHER_FORMS}")
 
 

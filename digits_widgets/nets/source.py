@@ -22,6 +22,8 @@ from torch import nn
 
 from ..errors import NetworkError
 from . import helpers as digits
+from .pasted import (foreign_language, foreign_message, rewrite_digits_imports, tensorflow_import,
+                     tensorflow_message, tensorflow_name_line)
 from .tower import Tower, model_property
 
 __all__ = ['exec_network_source', 'source_filename', 'format_user_traceback', 'network_error', 'remember_cell',
@@ -86,7 +88,19 @@ def format_user_traceback(exc: BaseException) -> str:
 
 
 def network_error(message: str, exc: BaseException) -> NetworkError:
-    """A :class:`NetworkError` whose message ends with the exception's own line and carries the trimmed traceback."""
+    """A :class:`NetworkError` whose message ends with the exception's own line and carries the trimmed traceback.
+
+    Two failures of pasted DIGITS networks are named instead: a SyntaxError of a cell that is a Caffe prototxt
+    or Torch7 Lua text, and a NameError of ``tf`` or ``slim`` (a TensorFlow network).
+    """
+    filename = getattr(exc, 'filename', None) if isinstance(exc, SyntaxError) else None
+    if isinstance(filename, str) and filename.startswith('<digits_model:'):
+        found = foreign_language(''.join(linecache.getlines(filename)))
+        if found is not None:
+            return NetworkError(foreign_message(filename[len('<digits_model:'):-1], found))
+    tf_line = tensorflow_name_line(exc)
+    if tf_line is not None:
+        return NetworkError(f"{message}: {tensorflow_message(*tf_line)}", format_user_traceback(exc))
     detail = ''.join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
     last = detail[-1] if detail else type(exc).__name__
     return NetworkError(f"{message}: {last}", format_user_traceback(exc))
@@ -116,14 +130,20 @@ def exec_network_source(source: str, name: str = 'network',
     The namespace holds ``torch``, ``nn``, ``F``, ``np``, ``math``, ``digits``, ``Tower`` and
     ``model_property``, plus ``env`` (``build_network`` adds ``input_shape``, ``nclasses`` and ``params`` so
     plain PyTorch cells can size their layers). A SyntaxError or an exception while executing becomes a
-    :class:`NetworkError` with the cell's traceback.
+    :class:`NetworkError` with the cell's traceback. DIGITS' TensorFlow import lines (``from model import
+    Tower``, ``import utils as digits``...) are taken out with a warning naming each line (see
+    :mod:`.pasted`); ``import tensorflow`` is a NetworkError naming its line.
     """
     if not isinstance(source, str):
         raise NetworkError(f"Network source for '{name}' must be text, got {type(source).__name__}")
     filename = source_filename(name)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    tf_import = tensorflow_import(source)
+    if tf_import is not None:
+        raise NetworkError(f"The network '{name}' cannot run here: {tensorflow_message(filename, *tf_import)}")
+    runnable = rewrite_digits_imports(source, filename)   # DIGITS' TF import lines, line numbers kept
     try:
-        code = compile(source, filename, 'exec')
+        code = compile(runnable, filename, 'exec')
     except SyntaxError as exc:
         raise network_error(f"The network '{name}' has a syntax error", exc) from None
     namespace = base_namespace(name)

@@ -355,3 +355,32 @@ def test_bad_shapes_name_the_layer():
            '  convolution_param { num_output: 2 kernel_size: 9 } }\n'
     with pytest.raises(NetworkError, match="'big'.*line 1"):
         build_caffe_network(text, (1, 4, 4))
+
+
+def test_batchnorm_scale_bias_and_reshape():
+    text = """
+layer { name: "bn" type: "BatchNorm" bottom: "data" top: "data" }
+layer { name: "sc" type: "Scale" bottom: "data" top: "sc" scale_param { bias_term: true
+        filler { type: "constant" value: 2 } bias_filler { type: "constant" value: 0.5 } } }
+layer { name: "b" type: "Bias" bottom: "sc" top: "b" }
+layer { name: "gate" type: "InnerProduct" bottom: "b" top: "gate"
+        inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 0.3 } } }
+layer { name: "bygate" type: "Scale" bottom: "b" bottom: "gate" top: "g" scale_param { axis: 0 } }
+layer { name: "rs" type: "Reshape" bottom: "g" top: "rs" reshape_param { shape { dim: 0 dim: -1 } } }
+"""
+    net = CaffeNet(text, (3, 2, 2))
+    assert set(net.state_dict()) >= {'bn.running_mean', 'bn.running_var', 'sc.weight', 'sc.bias', 'b.weight'}
+    assert net.sc.weight.shape == (3,)
+    x = torch.randn(4, 3, 2, 2) * 3 + 1
+    blobs, _ = net.train().run(x)
+    mean, var = x.mean((0, 2, 3), keepdim=True), x.var((0, 2, 3), unbiased=False, keepdim=True)
+    normed = (x - mean) / torch.sqrt(var + 1e-5)
+    assert torch.allclose(blobs['sc'], 2 * normed + 0.5, atol=1e-5)
+    assert torch.allclose(blobs['b'], blobs['sc'])  # Bias is filled with 0
+    assert torch.allclose(blobs['g'], blobs['b'] * blobs['gate'][:, :, None, None])  # a per-sample factor
+    assert blobs['rs'].shape == (4, 12)
+    assert float(net.bn.running_mean.abs().sum()) > 0  # training updates the running statistics
+    net.eval()
+    stats = net.bn.running_mean.clone()
+    net.run(x)
+    assert torch.equal(net.bn.running_mean, stats)

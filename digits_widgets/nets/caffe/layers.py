@@ -236,6 +236,78 @@ class PReLU(nn.Module):
         return torch.where(x > 0, x, x * w)
 
 
+class BatchNorm(nn.Module):
+    """Caffe's BatchNorm: normalisation only (Caffe pairs it with a Scale layer for the affine part); the
+    running statistics are used in eval mode, or always when ``use_global_stats`` is true."""
+
+    def __init__(self, channels: int, eps: float, fraction: float, use_global_stats: bool | None):
+        super().__init__()
+        self.eps, self.momentum, self.use_global_stats = eps, 1.0 - fraction, use_global_stats
+        self.register_buffer('running_mean', torch.zeros(channels))
+        self.register_buffer('running_var', torch.ones(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        global_stats = (not self.training) if self.use_global_stats is None else self.use_global_stats
+        return F.batch_norm(x, self.running_mean, self.running_var, None, None, not global_stats,
+                            self.momentum, self.eps)
+
+
+def _span(shape: tuple[int, ...], axis: int, num_axes: int) -> tuple[int, list[int]]:
+    axis = axis % len(shape)
+    end = len(shape) if num_axes == -1 else axis + num_axes
+    if end > len(shape):
+        raise CaffeLayerError(f'axis {axis} with num_axes {num_axes} does not fit a {len(shape)}-D bottom')
+    return axis, list(shape[axis:end])
+
+
+class ScaleBias(nn.Module):
+    """Caffe's Scale (``x * scale [+ bias]``) and Bias (``x + bias``): the factor is learned, or the second
+    bottom when there are two; it spans ``num_axes`` axes from ``axis`` and broadcasts over the rest."""
+
+    def __init__(self, shape: tuple[int, ...], axis: int, num_axes: int, learned: bool, scale: bool,
+                 filler, bias_term: bool, bias_filler):
+        super().__init__()
+        self.axis, param_shape = _span(shape, axis, num_axes)
+        self.trailing = len(shape) - self.axis - len(param_shape)
+        self.is_scale = scale
+        if learned:
+            self.weight = nn.Parameter(torch.empty(param_shape))
+            if filler is None:
+                nn.init.constant_(self.weight, 1.0 if scale else 0.0)
+            else:
+                fill(self.weight, filler)
+        else:
+            self.register_parameter('weight', None)
+        if bias_term:
+            self.bias = nn.Parameter(torch.empty(param_shape))
+            fill(self.bias, bias_filler)
+        else:
+            self.register_parameter('bias', None)
+
+    def _view(self, t: Tensor) -> Tensor:
+        return t.reshape(tuple(t.shape) + (1,) * self.trailing)
+
+    def forward(self, x: Tensor, other: Tensor | None = None) -> Tensor:
+        factor = self._view(self.weight if other is None else other)
+        out = x * factor if self.is_scale else x + factor
+        if self.bias is not None:
+            out = out + self._view(self.bias)
+        return out
+
+
+class Reshape(nn.Module):
+    def __init__(self, dims: Sequence[int], axis: int, num_axes: int):
+        super().__init__()
+        self.dims, self.axis, self.num_axes = [int(d) for d in dims], axis, num_axes
+
+    def forward(self, x: Tensor) -> Tensor:
+        shape = list(x.shape)
+        axis = self.axis % (len(shape) + 1) if self.axis < 0 else self.axis
+        end = len(shape) if self.num_axes == -1 else axis + self.num_axes
+        new = [shape[axis + i] if d == 0 else d for i, d in enumerate(self.dims)]
+        return x.reshape(shape[:axis] + new + shape[end:])
+
+
 def _label_like(label: Tensor, like: Tensor) -> Tensor:
     if label.numel() != like.numel():
         raise CaffeLayerError(f'the bottoms have {like.numel()} and {label.numel()} values; they must match')
@@ -373,4 +445,24 @@ def make_layer(layer, shapes: list[tuple[int, ...]]) -> nn.Module:
     if t == 'Accuracy':
         p = layer.accuracy_param
         return Accuracy(p.top_k, p.axis, p.ignore_label if p.HasField('ignore_label') else None)
+    if t == 'BatchNorm':
+        p = layer.batch_norm_param
+        return BatchNorm(shapes[0][1], p.eps, p.moving_average_fraction,
+                         p.use_global_stats if p.HasField('use_global_stats') else None)
+    if t in ('Scale', 'Bias'):
+        p = layer.scale_param if t == 'Scale' else layer.bias_param
+        learned = len(shapes) == 1
+        if not learned and shapes[1] is None:
+            raise CaffeLayerError('the second bottom must come from an earlier layer')
+        base = shapes[0]
+        if not learned:  # the factor's shape comes from the second bottom, at ``axis`` of the first
+            axis = p.axis % len(base)
+            return ScaleBias(base, axis, len(shapes[1]), False, t == 'Scale', None,
+                             t == 'Scale' and p.bias_term, getattr(p, 'bias_filler', None))
+        return ScaleBias(base, p.axis, p.num_axes, True, t == 'Scale', p.filler if p.HasField('filler') else None,
+                         t == 'Scale' and p.bias_term,
+                         p.bias_filler if t == 'Scale' and p.HasField('bias_filler') else None)
+    if t == 'Reshape':
+        p = layer.reshape_param
+        return Reshape(p.shape.dim, p.axis, p.num_axes)
     raise UnsupportedLayer(t)

@@ -21,7 +21,7 @@ from .schema import TEST, TRAIN, NetParameter
 
 __all__ = ['parse_net', 'CaffeNet', 'CaffeModule', 'build_caffe_network', 'layer_lines']
 
-_PARAMETER_TYPES = ('Convolution', 'Deconvolution', 'InnerProduct', 'PReLU')
+_PARAMETER_TYPES = ('Convolution', 'Deconvolution', 'InnerProduct', 'PReLU', 'BatchNorm', 'Scale', 'Bias')
 
 
 def parse_net(text: str, name: str = 'network'):
@@ -316,7 +316,8 @@ def _add_net(module, state_dict, prefix, local_metadata, strict, missing, unexpe
 
 
 _KNOWN = ('Convolution', 'Deconvolution', 'InnerProduct', 'Pooling', 'ReLU', 'PReLU', 'Sigmoid', 'TanH', 'Power',
-          'Dropout', 'LRN', 'Concat', 'Eltwise', 'Flatten', 'Softmax', 'Accuracy') + L.LOSS_TYPES
+          'Dropout', 'LRN', 'Concat', 'Eltwise', 'Flatten', 'Softmax', 'Accuracy', 'BatchNorm', 'Scale', 'Bias',
+          'Reshape') + L.LOSS_TYPES
 
 
 def build_caffe_network(text: str, input_shape: tuple[int, int, int], nclasses: int = 0,

@@ -9,7 +9,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 _F = descriptor_pb2.FieldDescriptorProto
 _T = {'int32': _F.TYPE_INT32, 'int64': _F.TYPE_INT64, 'uint32': _F.TYPE_UINT32, 'float': _F.TYPE_FLOAT,
       'bool': _F.TYPE_BOOL, 'string': _F.TYPE_STRING}
-_PKG = 'digits_caffe'
+_PKG = 'caffe'
 
 # message name -> [(field, number, type, 'repeated'|'optional', default)]; a type that is not scalar names a
 # message or enum (enums are listed in _ENUMS).

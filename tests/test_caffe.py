@@ -384,3 +384,20 @@ layer { name: "rs" type: "Reshape" bottom: "g" top: "rs" reshape_param { shape {
     stats = net.bn.running_mean.clone()
     net.run(x)
     assert torch.equal(net.bn.running_mean, stats)
+
+
+def test_data_and_label_blobs_take_the_data_layers_names():
+    text = """
+layer { name: "in" type: "Data" top: "images" top: "targets" data_param { source: "x" batch_size: 4 backend: LMDB }
+        transform_param { mean_file: "mean.binaryproto" crop_size: 4 } }
+layer { name: "ip" type: "InnerProduct" bottom: "images" top: "out"
+        inner_product_param { num_output: 2 weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "out" bottom: "targets" top: "loss" exclude { stage: "deploy" } }
+"""
+    net = build_caffe_network(text, (1, 4, 4))
+    x, y = torch.rand(3, 1, 4, 4), torch.rand(3, 2)
+    step = net.module(x, y)
+    assert torch.allclose(step.loss, ((step.output - y) ** 2).sum() / 3 / 2)
+    deploy = 'input: "img"\ninput_shape { dim: 1 dim: 1 dim: 4 dim: 4 }\n' + \
+        'layer { name: "ip" type: "InnerProduct" bottom: "img" top: "out" inner_product_param { num_output: 2 } }\n'
+    assert build_caffe_network(deploy, (1, 4, 4)).module.infer(x).shape == (3, 2)

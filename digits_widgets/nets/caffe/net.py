@@ -111,6 +111,17 @@ class CaffeNet(nn.Module):
         lines = layer_lines(text)
         self._layers: list[_Layer] = []
         self._specs: dict[str, list] = {}
+        # The dataset's batch and labels: 'data' and 'label', or the tops of the first Data / Input layer
+        # (or the net's first ``input``) when these name them otherwise.
+        self.data_blob, self.label_blob = (list(net.input[:1]) or ['data'])[0], 'label'
+        data_layers = [lp for lp in net.layer if lp.type in L.DATA_TYPES and lp.top]
+        if data_layers:
+            self.data_blob = data_layers[0].top[0]
+            if len(data_layers[0].top) > 1:
+                self.label_blob = data_layers[0].top[1]
+            else:
+                labels = [lp.top[0] for lp in data_layers[1:] if lp.top and lp.top[0] != self.data_blob]
+                self.label_blob = labels[0] if labels else 'label'
         for i, lp in enumerate(net.layer):
             line = lines[i] if i < len(lines) else 0
             if lp.type in L.DATA_TYPES:
@@ -143,14 +154,15 @@ class CaffeNet(nn.Module):
     def _build(self, input_shape: tuple[int, int, int]) -> None:
         """Create each layer's module from its bottoms' shapes, running zeros through the three graphs."""
         for graph in (self.train_graph, self.val_graph, self.deploy_graph):
-            blobs: dict[str, Tensor] = {'data': torch.zeros(2, *input_shape)}
+            blobs: dict[str, Tensor] = {self.data_blob: torch.zeros(2, *input_shape)}
             for layer in graph:
                 bottoms = list(layer.proto.bottom)
                 if any(b not in blobs for b in bottoms):
                     if layer.key not in self._modules and layer.proto.type in _PARAMETER_TYPES:
                         missing = [b for b in bottoms if b not in blobs]
                         raise NetworkError(self._where(layer) + f" reads blob(s) {missing} that no earlier "
-                                           "layer makes (the dataset gives 'data' and 'label')")
+                                           f"layer makes (the dataset gives '{self.data_blob}' and "
+                                           f"'{self.label_blob}')")
                     if layer.key in self._modules:
                         continue
                 if layer.key not in self._modules:
@@ -197,10 +209,10 @@ class CaffeNet(nn.Module):
             done: set[int] | None = None) -> tuple[dict[str, Tensor], set[int]]:
         """Run every layer of the current graph whose bottoms exist; ``label`` exists only when ``y`` is given.
         Layers already in ``done`` are skipped (so a second call with the label finishes the graph)."""
-        blobs = {'data': x} if blobs is None else blobs
+        blobs = {self.data_blob: x} if blobs is None else blobs
         done = set() if done is None else done
         if y is not None:
-            blobs['label'] = y
+            blobs[self.label_blob] = y
         for layer in self.graph():
             if layer.index in done or any(b not in blobs for b in layer.proto.bottom):
                 continue
@@ -214,7 +226,7 @@ class CaffeNet(nn.Module):
         if self.output_blob in blobs:
             return blobs[self.output_blob]
         # The deploy output is not in this phase's graph: run the deploy graph on the same input.
-        deploy: dict[str, Tensor] = {'data': blobs['data']}
+        deploy: dict[str, Tensor] = {self.data_blob: blobs[self.data_blob]}
         for layer in self.deploy_graph:
             if all(b in deploy for b in layer.proto.bottom):
                 self._run_layer(layer, deploy)
@@ -290,7 +302,7 @@ class CaffeModule(nn.Module):
         was = self.net.training
         self.net.train(training)
         try:
-            blobs, _ = self.net.run(blobs['data'], target, blobs, done)
+            blobs, _ = self.net.run(blobs[self.net.data_blob], target, blobs, done)
             total, metrics = self.net.losses(blobs)
         finally:
             self.net.train(was)

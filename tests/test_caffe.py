@@ -401,3 +401,17 @@ layer { name: "loss" type: "EuclideanLoss" bottom: "out" bottom: "targets" top: 
     deploy = 'input: "img"\ninput_shape { dim: 1 dim: 1 dim: 4 dim: 4 }\n' + \
         'layer { name: "ip" type: "InnerProduct" bottom: "img" top: "out" inner_product_param { num_output: 2 } }\n'
     assert build_caffe_network(deploy, (1, 4, 4)).module.infer(x).shape == (3, 2)
+
+
+def test_param_groups_feed_the_projects_optimizer():
+    from digits_widgets.train.solver import make_optimizer
+
+    net = build_caffe_network((STANDARD / 'segmentation.prototxt').read_text(), (1, 32, 32))
+    for solver in ('sgd', 'adam'):
+        opt = make_optimizer(net.module.inner.param_groups(1e-3, 1e-5), solver, lr=1e-3)
+        lrs = {g['name']: g['lr'] for g in opt.param_groups}
+        assert lrs['conv1.bias'] == pytest.approx(1e-4) and lrs['upsample.weight'] == pytest.approx(1e-3)
+        step = net.module(torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32))
+        opt.zero_grad()
+        step.loss.backward()
+        opt.step()

@@ -299,7 +299,8 @@ def check_network(cell: str, name: str, dataset: "DatasetJob", options: "TrainOp
         raise OptionError(f"crop size {options.crop} is larger than the dataset's images ({h}x{w})", field="crop")
     params = {"ngpus": torch.cuda.device_count() if options.device != "cpu" else 0, **options.params}
     with torch.random.fork_rng(devices=[]):  # building initialises weights: leave the user's RNG alone
-        build_for_input(cell, (c, h, w), dataset.nclasses, params, name, options.crop)
+        build_for_input(cell, (c, h, w), dataset.nclasses, params, name, options.crop,
+                        label_shape=dataset.label_shape if dataset.task == "segmentation" else None)
 
 
 @magics_class

@@ -53,8 +53,9 @@ class Predictor:
         self.mean = mean_tensor(mean_hwc, self.mean_mode, self.shape)
         definition = job.network_object if job.network_object is not None else job.network_source()
         self.nclasses = self.dataset.nclasses
+        maps = self.dataset.label_shape if self.dataset.task == "segmentation" else None
         self.network, _ = build_for_input(definition, self.shape, self.nclasses, dict(self.options.params),
-                                          job.name, self.crop)
+                                          job.name, self.crop, label_shape=maps)
         self.crop = self.crop or self.network.crop_len
         self.snapshot_path = job.snapshot_path(snapshot)
         state = records.load(self.snapshot_path)

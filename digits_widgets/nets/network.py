@@ -170,11 +170,23 @@ def _check_tower_class(cls: type) -> None:
                            "as @model_property (DIGITS: 'The properties inference and loss must be defined').")
 
 
-def _dry_run(net: TrainableNet, input_shape: tuple[int, int, int], nclasses: int) -> None:
-    """One eval-mode batch of zeros (labels too for classification): lazily created layers come into
-    being, and shape errors show before any training starts."""
+def _dry_labels(nclasses: int, label_shape: tuple[int, ...] | None) -> Tensor | None:
+    """The dry run's labels: class indices for classification (one per sample, or an H x W class map per
+    sample when ``label_shape`` is a map, as segmentation's), else none."""
+    if nclasses <= 0:
+        return None
+    shape = tuple(int(v) for v in label_shape or ())
+    if len(shape) == 3 and shape[-1] == 1:  # H x W x 1 as a label image is stored: one class map
+        shape = shape[:2]
+    return torch.zeros(2, *shape, dtype=torch.long)
+
+
+def _dry_run(net: TrainableNet, input_shape: tuple[int, int, int], nclasses: int,
+             label_shape: tuple[int, ...] | None = None) -> None:
+    """One eval-mode batch of zeros (labels too for classification and segmentation, of the dataset's
+    label shape): lazily created layers come into being, and shape errors show before any training starts."""
     x = torch.zeros(2, *input_shape)
-    y = torch.zeros(2, dtype=torch.long) if nclasses > 0 else None
+    y = _dry_labels(nclasses, label_shape)
     was_training = net.training
     net.eval()
     try:
@@ -184,14 +196,17 @@ def _dry_run(net: TrainableNet, input_shape: tuple[int, int, int], nclasses: int
 
 
 def build_network(definition: Any, input_shape: tuple[int, int, int], nclasses: int = 0,
-                  params: dict[str, Any] | None = None, name: str = 'network') -> Network:
+                  params: dict[str, Any] | None = None, name: str = 'network',
+                  label_shape: tuple[int, ...] | None = None) -> Network:
     """Build a :class:`Network` from source text, a Tower subclass, a Torch7-style function, a module or a
     (module, loss) pair.
 
     ``input_shape`` is ``(C, H, W)`` after cropping; ``nclasses`` is 0 for non-classification datasets.
     Torch7-style functions get ``params`` plus ``ngpus`` (default: visible CUDA devices), ``nclasses``,
     ``input_shape`` and its Lua alias ``inputShape``; a Tower gets them as ``self.params``; source text also
-    sees ``input_shape``, ``nclasses`` and ``params`` as globals. Raises NetworkError when it does not build.
+    sees ``input_shape``, ``nclasses`` and ``params`` as globals. ``label_shape`` is one sample's label for
+    the dry run: ``None`` (class indices, or no labels when ``nclasses`` is 0) or ``(H, W)`` (a class map,
+    segmentation). Raises NetworkError when it does not build.
     """
     shape = _shape(input_shape)
     nclasses = int(nclasses)
@@ -219,7 +234,7 @@ def build_network(definition: Any, input_shape: tuple[int, int, int], nclasses: 
             model, loss = found
             module = TrainableNet(model, 'module', loss, None, nclasses)
         module.train()
-        _dry_run(module, shape, nclasses)
+        _dry_run(module, shape, nclasses, label_shape)
     except NetworkError:
         raise
     except Exception as exc:  # noqa: BLE001 - user code: report it with its traceback
@@ -229,14 +244,24 @@ def build_network(definition: Any, input_shape: tuple[int, int, int], nclasses: 
 
 def build_for_input(definition: Any, image_shape: tuple[int, int, int], nclasses: int = 0,
                     params: dict | None = None, name: str = 'network',
-                    crop: int | None = None) -> tuple[Network, tuple[int, int, int]]:
+                    crop: int | None = None,
+                    label_shape: tuple[int, ...] | None = None) -> tuple[Network, tuple[int, int, int]]:
     """Build for what the trainer feeds: the images cropped to ``crop`` when given, else to the crop the
-    network itself asks for (``crop_len``), else at full size. Returns the network and that input shape."""
+    network itself asks for (``crop_len``), else at full size. Returns the network and that input shape.
+
+    ``label_shape`` is the dataset's label shape when its labels are class maps (segmentation: ``(H, W)`` or
+    ``(H, W, 1)``); the dry run then feeds class maps cropped as the images are. ``None``: class indices."""
     c, h, w = (int(v) for v in image_shape)
     shape = (c, crop, crop) if crop else (c, h, w)
-    net = build_network(definition, shape, nclasses, params, name=name)
+    net = build_network(definition, shape, nclasses, params, name=name, label_shape=_map_shape(label_shape, shape))
     if not crop and net.crop_len and (net.crop_len, net.crop_len) != (h, w):
         shape = (c, net.crop_len, net.crop_len)
-        net = build_network(definition, shape, nclasses, params, name=name)
+        net = build_network(definition, shape, nclasses, params, name=name,
+                            label_shape=_map_shape(label_shape, shape))
     return net, shape
+
+
+def _map_shape(label_shape: tuple[int, ...] | None, input_shape: tuple[int, int, int]) -> tuple[int, int] | None:
+    """A class map's (H, W) at the input's (cropped) size; ``None`` when the labels are not maps."""
+    return tuple(input_shape[1:]) if label_shape is not None and len(tuple(label_shape)) >= 2 else None
 

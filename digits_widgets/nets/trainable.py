@@ -26,7 +26,7 @@ class StepOutput(NamedTuple):
     """What one batch gives the trainer. A NamedTuple so DDP and ``torch.utils._pytree`` see the tensors inside.
 
     ``loss`` is ``None`` when the batch has no labels and the loss needs them; ``metrics`` holds detached
-    scalar summaries to chart (``'accuracy'`` is added for classification outputs).
+    scalar summaries to chart (``'accuracy'`` is added for classification outputs, per pixel for segmentation).
     """
 
     output: Tensor
@@ -173,7 +173,9 @@ class TrainableNet(nn.Module):
         if not isinstance(output, Tensor):
             raise NetworkError(f"The model must return a tensor, got {type(output).__name__}")
         if ('accuracy' not in metrics and self.nclasses > 0 and y is not None and not y.is_floating_point()
-                and output.dim() == 2 and output.shape[1] == self.nclasses and y.shape == output.shape[:1]):
+                and output.dim() >= 2 and output.shape[1] == self.nclasses
+                and y.shape == output.shape[:1] + output.shape[2:]):
+            # one label per row (classification) or per pixel (segmentation: N x C x H x W vs N x H x W)
             metrics['accuracy'] = helpers.classification_accuracy(output.detach(), y)
         return StepOutput(output, loss, metrics)
 

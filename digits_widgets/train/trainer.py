@@ -131,7 +131,8 @@ def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: in
     definition = job.network_object if job.network_object is not None else job.network_source()
     params = {"ngpus": torch.cuda.device_count() if device.type == "cuda" else 0, **opts.params}
     try:
-        net, _ = build_for_input(definition, train_data.shape, ds.nclasses, params, job.name, opts.crop)
+        net, _ = build_for_input(definition, train_data.shape, ds.nclasses, params, job.name, opts.crop,
+                                 label_shape=ds.label_shape if train_data.label_kind == "index_image" else None)
     except NetworkError as exc:  # say which data it was built for: the dataset decides the shapes
         headline = str(exc)[:len(str(exc)) - len(exc.traceback_text)].strip()
         labels = "class indices" if ds.task == "classification" else ds.label_shape

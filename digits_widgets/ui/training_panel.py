@@ -15,7 +15,8 @@ widget, and an ordinary ``display_data`` with a display id, empty while training
 ends, the pump (main thread) sends ``update_display_data`` for that id with an ``image/png`` of the
 curves (curves_png.py). Display updates are routed by id, not by the cell that is running, so this
 works from a timer callback, and the PNG becomes part of the saved notebook: JupyterLab, nbviewer
-and GitHub all show it. A job that has already finished shows its PNG at once.
+and GitHub all show it. A job that has already finished shows its PNG at once. While the PNG shows, the
+panel hides its live charts, so the curves appear once (they come back if the job is resumed).
 """
 from __future__ import annotations
 
@@ -332,12 +333,21 @@ class TrainingPanel(widgets.VBox):
         if self._displayed:
             from IPython.display import update_display
             update_display(self.curves_bundle(), display_id=self._curves_id, raw=True)
+        self._sync_charts()
+
+    def _sync_charts(self) -> None:
+        """One set of curves: the live charts while the job runs (or when no PNG output is shown), the PNG
+        alone once it has ended and the panel's PNG output shows it."""
+        png_shown = self._displayed and self._shown_final is not None
+        for figure in (self.figure, self.lr_figure):
+            figure.layout.display = "none" if png_shown else None
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
+        self._displayed = True
+        self._sync_charts()   # before the widget is drawn, so a finished job never shows its curves twice
         display(self._repr_mimebundle_(), raw=True)
         display(self.curves_bundle(), raw=True, display_id=self._curves_id)
-        self._displayed = True
 
     def close(self) -> None:
         """Stop watching the job, then close every widget of the panel (a closed view must cost nothing)."""

@@ -415,3 +415,32 @@ def test_param_groups_feed_the_projects_optimizer():
         opt.zero_grad()
         step.loss.backward()
         opt.step()
+
+
+def test_bilinear_deconvolution_upsamples():
+    text = """
+layer { name: "up" type: "Deconvolution" bottom: "data" top: "up"
+        param { lr_mult: 0 }
+        convolution_param { num_output: 1 kernel_size: 4 stride: 2 pad: 1 bias_term: false
+                            weight_filler { type: "bilinear" } } }
+"""
+    net = CaffeNet(text, (1, 3, 3))
+    # Caffe's bilinear kernel for k=4: f=2, c=0.75 -> [0.25, 0.75, 0.75, 0.25] outer itself
+    axis = torch.tensor([0.25, 0.75, 0.75, 0.25])
+    assert torch.allclose(net.up.weight[0, 0], axis[:, None] * axis[None, :])
+    out = net(torch.ones(1, 1, 3, 3))[0]
+    assert out.shape == (1, 1, 6, 6)  # (H - 1) * s - 2p + k
+    assert torch.allclose(out[0, 0, 1:5, 1:5], torch.ones(4, 4))  # a constant image stays constant inside
+
+
+def test_in_place_layer_on_data_keeps_the_deploy_output():
+    text = """
+layer { name: "scale" type: "Power" bottom: "data" top: "data" power_param { scale: 2 } include { phase: TRAIN } }
+layer { name: "id" type: "Power" bottom: "data" top: "out" include { stage: "deploy" } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "data" bottom: "label" top: "loss" exclude { stage: "deploy" } }
+"""
+    net = build_caffe_network(text, (1, 2, 2))
+    x = torch.rand(2, 1, 2, 2)
+    step = net.module(x, torch.zeros(2, 4))
+    assert torch.equal(step.output, x)  # the deploy graph sees the batch, not the train graph's in-place edit
+    assert torch.allclose(step.loss, ((2 * x) ** 2).sum() / 2 / 2)

@@ -44,8 +44,17 @@ def fill(tensor: Tensor, filler) -> None:
             tensor.uniform_(-scale, scale)
         elif kind == 'msra':
             tensor.normal_(0.0, math.sqrt(2.0 / n))
+        elif kind == 'bilinear':  # upsampling kernels for Deconvolution, the same for every channel pair
+            if tensor.dim() != 4 or tensor.shape[2] != tensor.shape[3]:
+                raise CaffeLayerError('the bilinear filler needs a square 2-D kernel')
+            k = tensor.shape[3]
+            f = math.ceil(k / 2)
+            c = (2 * f - 1 - f % 2) / (2.0 * f)
+            axis = 1 - (torch.arange(k, dtype=torch.float64) / f - c).abs()
+            tensor.copy_((axis[:, None] * axis[None, :]).to(tensor.dtype).expand_as(tensor))
         else:
-            raise CaffeLayerError(f"unsupported filler type {kind!r} (constant, gaussian, uniform, xavier, msra)")
+            raise CaffeLayerError(f"unsupported filler type {kind!r} (constant, gaussian, uniform, xavier, msra, "
+                                  "bilinear)")
 
 
 def _pair(values: Sequence[int], h, w, has_h: bool, default: int, what: str) -> tuple[int, int]:

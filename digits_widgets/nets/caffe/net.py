@@ -21,6 +21,7 @@ from .schema import TEST, TRAIN, NetParameter
 
 __all__ = ['parse_net', 'CaffeNet', 'CaffeModule', 'build_caffe_network', 'layer_lines']
 
+_INPUT = ' input'  # the batch as given, kept apart from 'data', which in-place layers may overwrite
 _PARAMETER_TYPES = ('Convolution', 'Deconvolution', 'InnerProduct', 'PReLU', 'BatchNorm', 'Scale', 'Bias')
 
 
@@ -209,7 +210,7 @@ class CaffeNet(nn.Module):
             done: set[int] | None = None) -> tuple[dict[str, Tensor], set[int]]:
         """Run every layer of the current graph whose bottoms exist; ``label`` exists only when ``y`` is given.
         Layers already in ``done`` are skipped (so a second call with the label finishes the graph)."""
-        blobs = {self.data_blob: x} if blobs is None else blobs
+        blobs = {self.data_blob: x, _INPUT: x} if blobs is None else blobs
         done = set() if done is None else done
         if y is not None:
             blobs[self.label_blob] = y
@@ -226,7 +227,7 @@ class CaffeNet(nn.Module):
         if self.output_blob in blobs:
             return blobs[self.output_blob]
         # The deploy output is not in this phase's graph: run the deploy graph on the same input.
-        deploy: dict[str, Tensor] = {self.data_blob: blobs[self.data_blob]}
+        deploy: dict[str, Tensor] = {self.data_blob: blobs[_INPUT]}
         for layer in self.deploy_graph:
             if all(b in deploy for b in layer.proto.bottom):
                 self._run_layer(layer, deploy)
@@ -302,7 +303,7 @@ class CaffeModule(nn.Module):
         was = self.net.training
         self.net.train(training)
         try:
-            blobs, _ = self.net.run(blobs[self.net.data_blob], target, blobs, done)
+            blobs, _ = self.net.run(blobs[_INPUT], target, blobs, done)
             total, metrics = self.net.losses(blobs)
         finally:
             self.net.train(was)

@@ -189,7 +189,11 @@ def test_job_of_a_killed_kernel_is_aborted_on_disk_and_resumable(jobs_root):
         assert dw.job(job_id).status == "Running"   # its owner still runs: left alone
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+    deadline = time.time() + 10
+    while J._proc_stat(proc.pid) and J._proc_stat(proc.pid)[0] != "Z" and time.time() < deadline:
+        time.sleep(0.02)
+    assert dw.job(job_id).status == "Aborted", "a killed owner not yet reaped (a zombie) has ended too"
+    proc.wait(10)
     job = dw.job(job_id)
     assert job.status == "Aborted" and not job.is_running()
     on_disk = json.loads((job.dir / "job.json").read_text())

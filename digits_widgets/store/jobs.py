@@ -78,13 +78,22 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _process_start(pid: int) -> int | None:
-    """When process ``pid`` started, in clock ticks since boot (/proc/<pid>/stat field 22); None when unknown."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat from field 3 (the state) on, or None where there is no /proc entry to read."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read().decode("ascii", "replace")
-        return int(stat[stat.rindex(")") + 2:].split()[19])  # after "pid (comm)": field 3 is index 0
-    except (OSError, ValueError, IndexError):
+        return stat[stat.rindex(")") + 2:].split()   # after "pid (comm)", which may hold spaces
+    except (OSError, ValueError):
+        return None
+
+
+def _process_start(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (/proc/<pid>/stat field 22); None when unknown."""
+    fields = _proc_stat(pid)
+    try:
+        return int(fields[19]) if fields else None
+    except (ValueError, IndexError):
         return None
 
 
@@ -98,7 +107,7 @@ def owner_gone(owner: dict) -> str | None:
     if not owner or owner.get("host") != socket.gethostname():
         return None  # nobody claimed the job yet, or another machine runs it: cannot tell from here
     pid = int(owner.get("pid", -1))
-    if not _pid_alive(pid):
+    if not _pid_alive(pid) or (_proc_stat(pid) or ["?"])[0] in ("Z", "X"):   # a zombie has ended too
         return f"its process {pid} on {owner['host']} is gone"
     started, now = owner.get("started"), _process_start(pid)
     if started is not None and now is not None and started != now:

@@ -444,3 +444,25 @@ layer { name: "loss" type: "EuclideanLoss" bottom: "data" bottom: "label" top: "
     step = net.module(x, torch.zeros(2, 4))
     assert torch.equal(step.output, x)  # the deploy graph sees the batch, not the train graph's in-place edit
     assert torch.allclose(step.loss, ((2 * x) ** 2).sum() / 2 / 2)
+
+
+def test_layer_names_must_not_clash():
+    same_phase = """
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "a" inner_product_param { num_output: 2 } }
+layer { name: "ip" type: "InnerProduct" bottom: "a" top: "b" inner_product_param { num_output: 2 } }
+"""
+    with pytest.raises(NetworkError, match="'ip'.*line 3"):
+        build_caffe_network(same_phase, (1, 2, 2))
+    other_type = """
+layer { name: "x" type: "ReLU" bottom: "data" top: "a" include { phase: TRAIN } }
+layer { name: "x" type: "Sigmoid" bottom: "data" top: "a" include { phase: TEST } }
+"""
+    with pytest.raises(NetworkError, match="ReLU layer at line 2"):
+        build_caffe_network(other_type, (1, 2, 2))
+    shared = """
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "out" include { phase: TRAIN }
+        inner_product_param { num_output: 2 } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "out" include { phase: TEST }
+        inner_product_param { num_output: 2 } }
+"""
+    assert sorted(build_caffe_network(shared, (1, 2, 2)).module.state_dict()) == ['ip.bias', 'ip.weight']

@@ -138,10 +138,24 @@ class CaffeNet(nn.Module):
                 raise NetworkError(self._where(layer) + f" has type {layer.proto.type!r}, which this Caffe "
                                    "builder does not support (Python layers included); supported types: "
                                    + ', '.join(sorted(_KNOWN)))
+        first: dict[str, _Layer] = {}
+        for layer in self._layers:  # one module per name: a name may recur (train/val copies) with one type
+            seen = first.setdefault(layer.key, layer)
+            if seen is not layer and seen.proto.type != layer.proto.type:
+                raise NetworkError(self._where(layer) + f" has the name of the {seen.proto.type} layer at line "
+                                   f"{seen.line}; layers that share a name share their weights, so give it "
+                                   "another name")
         self.train_graph = [ly for ly in self._layers if _included(ly.proto, TRAIN, {'train'})]
         self.val_graph = [ly for ly in self._layers if _included(ly.proto, TEST, {'val'})]
         self.deploy_graph = [ly for ly in self._layers if _included(ly.proto, TEST, {'deploy'})
                              and not ly.is_loss and not ly.is_accuracy]
+        for graph in (self.train_graph, self.val_graph, self.deploy_graph):
+            keys: set[str] = set()
+            for layer in graph:
+                if layer.key in keys:
+                    raise NetworkError(self._where(layer) + ' shares its name with another layer of the same '
+                                       'phase; give each layer its own name')
+                keys.add(layer.key)
         if not self.deploy_graph:
             raise NetworkError(f"The Caffe network '{name}' has no layer left in its deploy graph")
         self.output_blob = self.deploy_graph[-1].proto.top[0] if self.deploy_graph[-1].proto.top else None

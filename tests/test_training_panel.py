@@ -154,6 +154,18 @@ def test_an_error_shows_its_message_in_red_and_the_traceback(grads, pump):
         assert "<details><summary>Traceback</summary>" in html and "Traceback (most recent call last)" in html
 
 
+def test_a_job_whose_process_died_shows_why_it_is_aborted(pump):
+    job = create_job("model", "regression", "orphan", {"options": {"epochs": 2}})
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(30)
+    record = dict(job.record, owner={"pid": gone.pid, "host": socket.gethostname()})
+    record["status_history"] = job.record["status_history"] + [["Running", time.time()]]
+    write_json_atomic(job.path("job.json"), record)
+    panel = TrainingPanel(load_job(job.dir), pump=pump)
+    assert "Aborted" in panel.title.value and f"process {gone.pid}" in panel.status.value
+    assert "resume it" in panel.status.value
+
+
 def test_a_job_run_by_another_process_is_followed_through_its_directory(pump):
     job = create_job("model", "regression", "external", {"options": {"epochs": 2}})
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])

@@ -129,6 +129,9 @@ def status_html(job: Any, status: str) -> str:
     if status != job.status_history[-1][0]:
         rows.append(f"<tr><td>{html.escape(status)}</td><td>(its process is gone)</td></tr>")
     out = "<table style='font-size:90%'>" + "".join(rows) + "</table>"
+    reason = job.record["status_history"][-1][2:]   # why the store wrote the last status itself (dead owner)
+    if status == ABORTED and reason:
+        out += f"<div style='color:#8a6d00'>{html.escape(str(reason[0]))}</div>"
     if status == ERROR:
         out += f"<pre style='color:#c62828;white-space:pre-wrap'>{html.escape(job.error or 'Error')}</pre>"
         tb = error_traceback(job)

@@ -466,3 +466,17 @@ layer { name: "ip" type: "InnerProduct" bottom: "data" top: "out" include { phas
         inner_product_param { num_output: 2 } }
 """
     assert sorted(build_caffe_network(shared, (1, 2, 2)).module.state_dict()) == ['ip.bias', 'ip.weight']
+
+
+def test_label_shape_dry_run_checks_the_loss():
+    text = """
+layer { name: "score" type: "Convolution" bottom: "data" top: "score"
+        convolution_param { num_output: 2 kernel_size: 3 pad: 1 weight_filler { type: "msra" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "score" bottom: "label" top: "loss"
+        exclude { stage: "deploy" } }
+"""
+    net = build_caffe_network(text, (1, 8, 8), nclasses=2, label_shape=(8, 8, 1))
+    step = net.module(torch.rand(2, 1, 8, 8), torch.randint(0, 2, (2, 8, 8)))
+    assert step.output.shape == (2, 2, 8, 8) and step.loss.dim() == 0
+    with pytest.raises(NetworkError, match='does not build'):
+        build_caffe_network(text, (1, 8, 8), nclasses=2, label_shape=(4, 4, 1))

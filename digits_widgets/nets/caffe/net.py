@@ -348,11 +348,13 @@ _KNOWN = ('Convolution', 'Deconvolution', 'InnerProduct', 'Pooling', 'ReLU', 'PR
 
 
 def build_caffe_network(text: str, input_shape: tuple[int, int, int], nclasses: int = 0,
-                        name: str = 'network'):
+                        name: str = 'network', label_shape: tuple[int, ...] | None = None):
     """A :class:`~digits_widgets.nets.network.Network` (style ``'module'``) from Caffe prototxt ``text`` for
     inputs of ``input_shape`` ``(C, H, W)``. Blobs with ``lr_mult: 0`` are frozen at once; the optimizer groups
     come from ``network.module.inner.param_groups(base_lr, weight_decay)``. Raises NetworkError when the text
-    does not parse (naming the line) or a layer is unsupported or does not fit (naming layer, type and line)."""
+    does not parse (naming the line) or a layer is unsupported or does not fit (naming layer, type and line).
+    ``label_shape`` (the dataset's, when known) lets the build's dry run check the loss layers too, as
+    :func:`~digits_widgets.nets.network.build_network` does."""
     from ..network import Network, TrainableNet, _dry_run, _shape
 
     shape = _shape(input_shape)
@@ -362,7 +364,10 @@ def build_caffe_network(text: str, input_shape: tuple[int, int, int], nclasses: 
     module = TrainableNet(inner, 'module', inner.loss, None, int(nclasses))
     module.train()
     try:
-        _dry_run(module, shape, int(nclasses))
+        if label_shape is None:
+            _dry_run(module, shape, int(nclasses))
+        else:
+            _dry_run(module, shape, int(nclasses), tuple(int(v) for v in label_shape))
     except NetworkError:
         raise
     except Exception as exc:  # noqa: BLE001

@@ -273,8 +273,11 @@ class CellNetworkError(NetworkError):
 
 def _compile_cell(cell: str, name: str) -> None:
     """Raise the cell's SyntaxError the way the trainer would report it, with the cell's line numbers."""
+    from .nets.pasted import is_caffe_prototxt
     from .nets.source import network_error, source_filename
 
+    if is_caffe_prototxt(cell):  # not Python: the build parses it and names the line of any error
+        return
     filename = source_filename(name)
     linecache.cache[filename] = (len(cell), None, cell.splitlines(True), filename)
     try:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import NetworkError
+from .pasted import is_caffe_prototxt
 from .source import exec_network_source, network_error
 from .tower import Tower
 from .trainable import StepOutput, TrainableNet
@@ -213,6 +214,9 @@ def build_network(definition: Any, input_shape: tuple[int, int, int], nclasses: 
     full_params = {'ngpus': torch.cuda.device_count(), **(params or {}),
                    'nclasses': nclasses, 'input_shape': shape, 'inputShape': shape}
     source = None
+    if isinstance(definition, str) and is_caffe_prototxt(definition):
+        from .caffe import build_caffe_network  # protobuf is imported only for Caffe networks
+        return build_caffe_network(definition, shape, nclasses, name, label_shape)
     if isinstance(definition, str):
         source = definition
         ns = exec_network_source(source, name, {'input_shape': shape, 'nclasses': nclasses,

@@ -17,7 +17,7 @@ from types import TracebackType
 from . import helpers
 
 __all__ = ['THREE_FORMS', 'NOTEBOOK', 'rewrite_digits_imports', 'tensorflow_import', 'foreign_language',
-           'foreign_message', 'tensorflow_message', 'tensorflow_name_line']
+           'foreign_message', 'is_caffe_prototxt', 'tensorflow_message', 'tensorflow_name_line']
 
 NOTEBOOK = 'notebook 05 (notebooks/05_networks_in_code.ipynb)'
 THREE_FORMS = ("`class UserModel(Tower)` with `inference` and `loss` model properties, a Torch7-style function "
@@ -139,11 +139,24 @@ def foreign_language(source: str) -> tuple[str, int, str] | None:
     return None
 
 
+def is_caffe_prototxt(source: str) -> bool:
+    """Whether network text is a Caffe prototxt (it is not Python and reads as one): such text is built by
+    :func:`digits_widgets.nets.caffe.build_caffe_network` instead of being run."""
+    found = foreign_language(source)
+    if found is None or found[0] != 'a Caffe prototxt':
+        return False
+    try:
+        compile(source, '<prototxt?>', 'exec')
+    except SyntaxError:
+        return True
+    return False
+
+
 def foreign_message(name: str, found: tuple[str, int, str]) -> str:
     kind, number, line = found
-    return (f"The network '{name}' is {kind} (line {number}: `{line[:80]}`), not Python. This version runs "
-            f"Caffe and Torch7 networks only once they are ported to PyTorch: see {NOTEBOOK}, and write one "
-            f"of the three accepted forms: {THREE_FORMS}.")
+    return (f"The network '{name}' is {kind} (line {number}: `{line[:80]}`), not Python. Caffe prototxt "
+            f"networks run as they are; Torch7 Lua networks run here only once they are ported to PyTorch: "
+            f"see {NOTEBOOK}, and write one of the three accepted forms: {THREE_FORMS}.")
 
 
 def tensorflow_message(where: str, number: int, line: str) -> str:

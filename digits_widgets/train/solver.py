@@ -218,6 +218,14 @@ def _trainable(parameters: Iterable[Any]) -> list[Any]:
     return [p for p in items if p.requires_grad]
 
 
+def default_weight_decay(solver: str, lr: float, weight_decay: float | None) -> float:
+    """The weight decay a solver runs with: the given one, else DIGITS' ``lr / 100`` (AdamW: PyTorch's 0.01,
+    its decay being decoupled). Caffe networks scale it per blob with ``decay_mult``."""
+    if weight_decay is not None:
+        return weight_decay
+    return 0.01 if str(solver).strip().lower() == 'adamw' else float(lr) / 100.0
+
+
 def make_optimizer(parameters: Iterable[Any], solver: str = 'sgd', lr: float = 0.01, momentum: float = 0.9,
                    weight_decay: float | None = None, rms_decay: float = 0.99) -> torch.optim.Optimizer:
     """A ``torch.optim`` optimizer for a DIGITS solver type, with DIGITS' (Caffe's) settings.
@@ -244,9 +252,7 @@ def make_optimizer(parameters: Iterable[Any], solver: str = 'sgd', lr: float = 0
     rms_decay = _number(rms_decay, 'rms_decay')
     if not 0.0 <= rms_decay < 1.0:
         raise OptionError(f"rms_decay must be within [0, 1), got {rms_decay:g}", field='rms_decay')
-    if weight_decay is None:
-        weight_decay = 0.01 if name == 'adamw' else lr / 100.0
-    weight_decay = _number(weight_decay, 'weight_decay')
+    weight_decay = _number(default_weight_decay(name, lr, weight_decay), 'weight_decay')
     if weight_decay < 0:
         raise OptionError(f"weight_decay must be >= 0, got {weight_decay:g}", field='weight_decay')
 

@@ -26,7 +26,7 @@ from ..store.jobs import JobAborted
 from . import records
 from .model_job import ModelJob
 from .pretrained import load_pretrained
-from .solver import iterations_per_epoch, make_optimizer, make_scheduler
+from .solver import default_weight_decay, iterations_per_epoch, make_optimizer, make_scheduler
 
 
 @dataclass
@@ -173,7 +173,10 @@ def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: in
     # ---- solver ------------------------------------------------------------------------------
     steps_per_epoch = iterations_per_epoch(train_loader.samples, batch // world, opts.batch_accumulation)
     total_steps = steps_per_epoch * opts.epochs
-    optimizer = make_optimizer(model.parameters(), opts.solver, opts.lr, momentum=opts.momentum,
+    groups = getattr(model.inner, "param_groups", None)  # Caffe: lr_mult / decay_mult per blob
+    parameters = (groups(opts.lr, default_weight_decay(opts.solver, opts.lr, opts.weight_decay))
+                  if callable(groups) else model.parameters())
+    optimizer = make_optimizer(parameters, opts.solver, opts.lr, momentum=opts.momentum,
                                weight_decay=opts.weight_decay, rms_decay=opts.rms_decay)
     scheduler = make_scheduler(optimizer, opts.lr_policy(), total_steps)
     use_amp = opts.amp and device.type == "cuda"

@@ -132,6 +132,7 @@ class Job:
         self._subscribers: list[queue.SimpleQueue] = []
         self._abort = threading.Event()
         self._thread: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None   # follows a job another process runs (torchrun)
         self.exception: BaseException | None = None
         self._last_progress_save = 0.0
         self._last_progress_event = 0.0
@@ -411,6 +412,11 @@ class Job:
         else:
             while self.reload().is_running() and (deadline is None or time.monotonic() < deadline):
                 waiting.pumped_sleep(0.2)
+            while self._watcher is not None and self._watcher.is_alive() and (
+                    deadline is None or time.monotonic() < deadline):
+                self._watcher.join(waiting.SLICE)   # it writes the launch's final status (exit code)
+                waiting.run_wait_hook()
+            self.reload()
         waiting.run_wait_hook()   # the last events (Done, final metrics) reach the widgets before the cell goes on
         status = self.status
         if raise_on_error and status == ERROR:

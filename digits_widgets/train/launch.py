@@ -88,8 +88,12 @@ def _start_torchrun(job: ModelJob, resume: bool) -> ModelJob:
     with open(job.path("torchrun.log"), "a") as out:
         job.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                        start_new_session=True)
+    with job._lock:
+        job.record["torchrun_pid"] = job.process.pid   # which launch the follower below speaks for
+        job.save()
     job.log(f"Started torchrun ({opts.processes} processes): {' '.join(cmd)}", "train.log")
-    threading.Thread(target=follow, args=(job,), daemon=True, name=f"digits-follow-{job.id}").start()
+    job._watcher = threading.Thread(target=follow, args=(job,), daemon=True, name=f"digits-follow-{job.id}")
+    job._watcher.start()
     return job
 
 
@@ -121,10 +125,18 @@ def follow(job: ModelJob, poll: float = 0.25) -> None:
         if proc_done or (job.process is None and job.status not in ACTIVE):  # status: a dead owner is Aborted
             break
         time.sleep(poll)
-    if job.process is not None and job.record["status_history"][-1][0] in ACTIVE:
-        code = job.process.returncode
-        tail = _tail(job.path("torchrun.log"))
-        job.set_status(ERROR if code else DONE, error=f"torchrun exited with code {code}\n{tail}" if code else None)
+    with job._lock:
+        job.reload()
+        ours = job.process is not None and job.record.get("torchrun_pid") == job.process.pid
+        if ours and job.record["status_history"][-1][0] in ACTIVE:   # not a newer launch (a resume) of the job
+            _finish_torchrun(job)
+
+
+def _finish_torchrun(job: ModelJob) -> None:
+    """Record how torchrun ended when its workers could not (a crash, kill -9)."""
+    code = job.process.returncode
+    tail = _tail(job.path("torchrun.log"))
+    job.set_status(ERROR if code else DONE, error=f"torchrun exited with code {code}\n{tail}" if code else None)
 
 
 def _tail(path: Path, lines: int = 20) -> str:

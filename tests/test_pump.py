@@ -93,6 +93,53 @@ def test_handlers_run_inside_hold_sync_one_message_per_widget(monkeypatch):
     assert len(sent) == 1 and sent[0]["state"] == {"value": 300}
 
 
+def test_a_round_holds_the_widgets_of_every_watch_together_one_message_per_widget(monkeypatch):
+    """Two views (or a view and its catch-up timer) that touch one widget in a round: it still sends once."""
+    sent = []
+    original = widgets.Widget._send
+    monkeypatch.setattr(widgets.Widget, "_send",
+                        lambda self, msg, buffers=None: (sent.append(msg), original(self, msg, buffers)))
+    shared = widgets.HTML()
+    pump, a, b = manual_pump(), Emitter(), Emitter()
+    pump.watch(a, lambda events: setattr(shared, "value", f"a{len(events)}"), hold=[shared])
+    pump.watch(b, lambda events: setattr(shared, "value", f"a and b{len(events)}"), hold=[shared])
+    pump.after(0, lambda: setattr(shared, "description", "timer"), hold=[shared])
+    a.emit(type="log")
+    b.emit(type="log")
+    sent.clear()
+    pump.tick()
+    assert len(sent) == 1 and sent[0]["state"] == {"value": "a and b1", "description": "timer"}
+    sent.clear()
+    pump.tick()
+    assert sent == [], "nothing changed: nothing sent"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_after_runs_once_on_the_pump_clock_and_can_be_cancelled():
+    clock = FakeClock()
+    pump = Pump(find_loop=lambda: None, clock=clock)
+    calls = []
+    pump.after(1.0, lambda: calls.append("late"))
+    cancel = pump.after(0.5, lambda: calls.append("cancelled"))
+    pump.tick()
+    assert calls == [], "not due on the pump's clock"
+    cancel()
+    clock.now += 1.0
+    pump.tick()
+    pump.tick()
+    clock.now += 5
+    pump.tick()
+    assert calls == ["late"], "one-shot: it runs once, in the first round it is due"
+    assert not pump.active, "a one-shot that ran is no longer scheduled"
+
+
 def test_every_runs_when_due_and_cancel_stops_it():
     pump = manual_pump()
     calls = []

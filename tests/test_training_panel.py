@@ -113,6 +113,8 @@ def test_10000_iterations_send_a_bounded_number_of_messages(pump, monkeypatch):
     assert ticks == 100
     assert max(per_tick_counts) <= 12, f"messages per tick: {max(per_tick_counts)}"
     assert len(sent) <= 12 * ticks, f"{len(sent)} messages for {ticks} ticks"
+    job.set_status("Done")   # lines may lag ~1 s under their byte budget; an ended job's charts are complete
+    pump.tick()
     train_line, val_line, acc_line, lr_line = (s.line for s in panel.lines)
     assert len(train_line.x) <= 1001 and len(lr_line.x) <= 1001, "per-iteration series are decimated"
     assert train_line.x[-1] == epochs and len(train_line.x) == len(train_line.y)

@@ -6,6 +6,17 @@ hands out; this pump drains those queues from a timer on the kernel's event loop
 ``INTERVAL`` seconds, and hands each watcher its whole batch at once inside ``hold_sync()`` of the widgets
 it named, so a burst of 500 metric events costs one message per widget, not 500.
 
+One round, one message per widget: ipywidgets has one comm per widget, so a round cannot be a single
+message, but it is at most one per widget. ``tick()`` holds the ``hold`` widgets of every watch that has
+events and of every timer that is due, all together for the whole round, so a widget two handlers touch
+(or a handler and a catch-up timer, ``after``) still sends once. A widget whose traits end the round
+unchanged sends nothing (traitlets does not notify equal values); what changes every round only in ways
+no one can see (a progress bar moving less than a pixel, a noisy rate) is for the views to hold back,
+and ``after`` lets them show what they held back even when no further event comes.
+
+The clock (``clock``, ``time.monotonic`` by default) times the periodic functions and is what views read
+for their own rate limits, so a test or a bench can run a long job on a simulated clock.
+
 Which loop: ipykernel (6 and 7) runs the shell on a tornado ``IOLoop`` wrapping an asyncio loop in the
 main thread; ``get_ipython().kernel.io_loop.asyncio_loop`` is that loop, and it is the same object as
 ``asyncio.get_running_loop()`` seen from a cell (checked against ipykernel 7.4). Callbacks scheduled on
@@ -72,6 +83,8 @@ class _Periodic:
     seconds: float
     fn: Callable[[], None]
     due: float
+    once: bool = False
+    hold: tuple[Any, ...] = ()
 
 
 def kernel_loop() -> asyncio.AbstractEventLoop | None:
@@ -98,8 +111,10 @@ class Pump:
     """Drains watched jobs' event queues on the main thread and calls their handlers with batches."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None, interval: float = INTERVAL,
-                 find_loop: Callable[[], asyncio.AbstractEventLoop | None] = kernel_loop):
+                 find_loop: Callable[[], asyncio.AbstractEventLoop | None] = kernel_loop,
+                 clock: Callable[[], float] = time.monotonic):
         self.interval = interval
+        self.clock = clock
         self._fixed_loop = loop
         self._find_loop = find_loop
         self._lock = threading.Lock()
@@ -143,7 +158,7 @@ class Pump:
     def _next_delay(self) -> float | None:
         with self._lock:
             delays = [self.interval] if self._watches else []
-            now = time.monotonic()
+            now = self.clock()
             delays += [max(p.due - now, _MIN_DELAY) for p in self._periodic.values()]
         return min(delays) if delays else None
 
@@ -180,9 +195,17 @@ class Pump:
         """Call ``fn()`` on the main thread every ``seconds`` (first call after ``seconds``); returns ``cancel()``."""
         if seconds <= 0:
             raise ValueError(f"every() needs a positive period (got {seconds})")
+        return self._schedule(_Periodic(float(seconds), fn, self.clock() + seconds))
+
+    def after(self, seconds: float, fn: Callable[[], None], hold: Iterable[Any] = ()) -> Callable[[], None]:
+        """Call ``fn()`` once on the main thread, in the first round at least ``seconds`` from now, inside
+        ``hold_sync()`` of ``hold`` (as ``watch``); returns ``cancel()``. For showing what a view held back."""
+        return self._schedule(_Periodic(max(0.0, float(seconds)), fn, self.clock() + seconds, True, tuple(hold)))
+
+    def _schedule(self, periodic: _Periodic) -> Callable[[], None]:
         key = next(self._ids)
         with self._lock:
-            self._periodic[key] = _Periodic(float(seconds), fn, time.monotonic() + seconds)
+            self._periodic[key] = periodic
         self._wake()
 
         def cancel() -> None:
@@ -195,7 +218,8 @@ class Pump:
         """Drain every watched queue now and run the periodic functions that are due (all with ``force``).
 
         Returns the number of events delivered. Must run on the main thread: handlers set widget
-        traits. A handler that (indirectly) calls ``tick()`` gets 0 instead of re-entering.
+        traits. A handler that (indirectly) calls ``tick()`` gets 0 instead of re-entering. Every
+        ``hold`` widget of the round is held for the whole round: one message per widget per round.
         """
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError("Pump.tick() runs handlers that set widget traits: call it on the main thread")
@@ -205,31 +229,35 @@ class Pump:
         try:
             with self._lock:
                 watches = list(self._watches.items())
+            batches = [(key, watch, events) for key, watch in watches if (events := _drain(watch.queue))]
+            due = self._take_due(force)
             delivered = 0
-            for key, watch in watches:
-                events = _drain(watch.queue)
-                if not events:
-                    continue
-                with self._lock:
-                    if key not in self._watches:   # stopped by an earlier handler in this tick
-                        continue
-                delivered += len(events)
-                self._call(watch.handler, watch.hold, events)
+            with _hold_round([w for _, watch, _ in batches for w in watch.hold] + [w for p in due for w in p.hold]):
+                for key, watch, events in batches:
+                    with self._lock:
+                        if key not in self._watches:   # stopped by an earlier handler in this tick
+                            continue
+                    delivered += len(events)
+                    self._call(watch.handler, watch.hold, events)
+                for p in due:
+                    self._call(p.fn, p.hold, None)
             if delivered:
                 self.ticks += 1
-            self._run_periodic(force)
             return delivered
         finally:
             self._ticking = False
 
-    def _run_periodic(self, force: bool) -> None:
-        now = time.monotonic()
+    def _take_due(self, force: bool) -> list[_Periodic]:
+        """The timers due now (all with ``force``), rescheduled; one-shot ones are removed."""
+        now = self.clock()
         with self._lock:
-            due = [p for p in self._periodic.values() if force or p.due <= now]
-            for p in due:
-                p.due = now + p.seconds
-        for p in due:
-            self._call(p.fn, (), None)
+            due = [(k, p) for k, p in self._periodic.items() if force or p.due <= now]
+            for k, p in due:
+                if p.once:
+                    del self._periodic[k]
+                else:
+                    p.due = now + p.seconds
+        return [p for _, p in due]
 
     @staticmethod
     def _call(fn: Callable, hold: tuple[Any, ...], events: list[dict] | None) -> None:
@@ -240,6 +268,24 @@ class Pump:
                 fn() if events is None else fn(events)
         except Exception:  # noqa: BLE001 - logged; the other views keep updating
             log.exception("UI handler %r failed", fn)
+
+
+@contextlib.contextmanager
+def _hold_round(held: list[Any]):
+    """``hold_sync()`` of each distinct widget for one round; a send that fails at the end is logged."""
+    stack = contextlib.ExitStack()
+    seen: set[int] = set()
+    for widget in held:
+        if id(widget) not in seen:
+            seen.add(id(widget))
+            stack.enter_context(widget.hold_sync())
+    try:
+        yield
+    finally:
+        try:
+            stack.close()
+        except Exception:  # noqa: BLE001 - the next round tries again; the pump must outlive it
+            log.exception("UI pump: sending a round's widget changes failed")
 
 
 def _drain(q: "queue.SimpleQueue[dict]") -> list[dict]:

@@ -8,16 +8,26 @@ order, and the newest point is always shown (as a provisional tail) so the chart
 
 Validation points (one per validation, typically per epoch) use the same class with a capacity far
 above any realistic count, so all of them are kept while the arrays still cannot grow without bound.
+
+Bounded arrays alone still cost ``capacity`` x 16 bytes per line per pump round: about 16 KB per line,
+five times a second, for as long as the run lasts. ``LineSchedule`` therefore resends a view's lines
+within a byte budget (``ByteBudget``, a token bucket, ``DEFAULT_BYTES_PER_S`` per panel): while the arrays
+are small every changed line goes every round; as they grow, each line's resend interval grows with its
+size, so bytes per second stay under the budget however long the run. At the default budget and capacity
+a line still shows its newest point within about a second.
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
+import time
+from typing import Callable, Sequence
 
 import numpy as np
 from bqplot import Lines
 
 DEFAULT_CAPACITY = 1000
+DEFAULT_BYTES_PER_S = 32 * 1024   # per panel: two full 1000-point lines (16 KB each) once a second
+MESSAGE_OVERHEAD = 256            # the JSON around a Lines update's two buffers (measured: ~180 bytes)
 
 
 class DecimatedSeries:
@@ -101,6 +111,11 @@ class SeriesLine:
     def __init__(self, line: Lines, series: DecimatedSeries):
         self.line = line
         self.series = series
+        self.sent_at = -math.inf   # clock time of the last redraw: the longest-waiting line goes first
+
+    def cost(self) -> int:
+        """Bytes the next redraw sends: x and y as float64 buffers, plus the message around them."""
+        return 16 * len(self.series) + MESSAGE_OVERHEAD
 
     def draw(self, force: bool = False) -> bool:
         """Push the series to the line when it changed; True when a message went out."""
@@ -112,3 +127,73 @@ class SeriesLine:
             self.line.y = y
         self.series.changed = False
         return True
+
+
+class ByteBudget:
+    """A token bucket: on average at most ``bytes_per_s``, in bursts of at most ``burst_s`` seconds' worth.
+
+    A message larger than the burst may still go once the bucket is full; it then leaves a debt that
+    later messages wait out, so over any span T the bytes spent stay under ``burst + rate * T + one
+    message``: bounded, however long the run.
+    """
+
+    def __init__(self, bytes_per_s: float, clock: Callable[[], float] = time.monotonic, burst_s: float = 1.0):
+        if not bytes_per_s > 0 or not burst_s > 0:
+            raise ValueError(f"a byte budget needs a positive rate and burst (got {bytes_per_s}, {burst_s})")
+        self.rate = float(bytes_per_s)
+        self.burst = self.rate * burst_s
+        self.clock = clock
+        self._tokens = self.burst
+        self._at = clock()
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self._tokens = min(self.burst, self._tokens + max(0.0, now - self._at) * self.rate)
+        self._at = now
+
+    def wait(self, cost: float) -> float:
+        """Seconds until ``cost`` bytes may be spent (0 when they may now)."""
+        self._refill()
+        return max(0.0, (min(cost, self.burst) - self._tokens) / self.rate)
+
+    def try_spend(self, cost: float) -> bool:
+        """Spend ``cost`` bytes if the budget allows it now; False (nothing spent) otherwise."""
+        if self.wait(cost) > 0:
+            return False
+        self._tokens -= cost
+        return True
+
+    def charge(self, cost: float) -> None:
+        """Spend ``cost`` bytes that went out regardless (a forced redraw): later messages wait it out."""
+        self._refill()
+        self._tokens -= cost
+
+
+class LineSchedule:
+    """Which of a view's lines to resend this round: the changed ones the byte budget allows.
+
+    Lines go oldest-sent first and stop at the first one the budget refuses, so a large line is never
+    starved by small ones that change every round. ``bytes_per_s`` None means no budget: every changed
+    line goes every round (what the panel did before). A forced draw (first draw, job ended) sends every
+    line whatever the budget says, so the final state is always complete, and is charged to the budget.
+    """
+
+    def __init__(self, lines: Sequence[SeriesLine], bytes_per_s: float | None = DEFAULT_BYTES_PER_S,
+                 clock: Callable[[], float] = time.monotonic):
+        self.lines = list(lines)
+        self.clock = clock
+        self.budget = None if bytes_per_s is None else ByteBudget(bytes_per_s, clock)
+
+    def draw(self, force: bool = False) -> float | None:
+        """Redraw what is due; returns seconds until a held-back line may go, None when none is held back."""
+        now = self.clock()
+        pending = sorted((line for line in self.lines if force or line.series.changed), key=lambda l: l.sent_at)
+        for line in pending:
+            cost = line.cost()
+            if self.budget is not None and not force and not self.budget.try_spend(cost):
+                return max(self.budget.wait(cost), 1e-3)
+            if force and self.budget is not None:
+                self.budget.charge(cost)
+            line.draw(force)
+            line.sent_at = now
+        return None

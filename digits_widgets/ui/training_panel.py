@@ -41,12 +41,14 @@ from ..store.jobs import ABORTED, ACTIVE, DONE, ERROR, RUNNING, WAITING
 from ..train import records
 from ..train.launch import follow
 from .pump import Pump, get_pump
-from .series import DecimatedSeries, SeriesLine
+from .series import DEFAULT_BYTES_PER_S, DecimatedSeries, LineSchedule, SeriesLine
 
 LOG_LINES = 10
 FINISHED = (DONE, ABORTED, ERROR)
 COLORS = {"train": "#1f77b4", "val": "#ff7f0e", "accuracy": "#2ca02c", "lr": "#9467bd"}
 _TAIL_BYTES = 64 * 1024
+PROGRESS_STEPS = 500   # the bar moves when it moves by 1/500 (a pixel of a 500 px bar), not every round
+LABEL_EVERY = 1.0      # seconds between progress texts whose epoch is the same (rate and ETA change each round)
 _STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 _ERROR_RE = re.compile(rf"^{_STAMP} ERROR (.*?)(?=^{_STAMP} |\Z)", re.M | re.S)
 
@@ -155,9 +157,15 @@ def _line(x: LinearScale, y: LinearScale, color: str, label: str, marker: str | 
 
 
 class TrainingPanel(widgets.VBox):
-    """Everything about one model job's training, kept current by the UI pump."""
+    """Everything about one model job's training, kept current by the UI pump.
 
-    def __init__(self, job: Any, pump: Pump | None = None, capacity: int = 1000):
+    Traffic: a widget sends only when what it shows changes, at most once per pump round; the chart
+    lines share ``bytes_per_s`` (``series.LineSchedule``; None: no budget). What is held back is shown by
+    a catch-up round (``Pump.after``), and everything is sent in full once the job has ended.
+    """
+
+    def __init__(self, job: Any, pump: Pump | None = None, capacity: int = 1000,
+                 bytes_per_s: float | None = DEFAULT_BYTES_PER_S):
         self.job = job
         self.classification = _is_classification(job)
         self.epochs = job.options.epochs
@@ -212,7 +220,10 @@ class TrainingPanel(widgets.VBox):
         self._synced = (self.title, self.progress, self.progress_label, self.status, self.log_html,
                         self.abort_button, self.pause_button, self.resume_button)
         self._pump = pump or get_pump()
-        self._stop = self._pump.watch(job, self._on_events, hold=self._synced)  # subscribe before reading disk
+        self.charts = LineSchedule(self.lines, bytes_per_s, self._pump.clock)
+        self._label_due, self._catch_up_cancel = 0.0, None
+        self._stop = self._pump.watch(job, self._on_events,   # subscribe before reading disk
+                                      hold=(*self._synced, *(s.line for s in self.lines)))
         self.redraw()
         ensure_followed(job)
 
@@ -270,17 +281,12 @@ class TrainingPanel(widgets.VBox):
 
     # ---- drawing (main thread, inside hold_sync of self._synced) -----------------------------------
     def _render(self, status_changed: bool, logs_changed: bool = False, force: bool = False) -> None:
-        for line in self.lines:
-            line.draw(force)
         status = self.job.status
         status_changed = status_changed or status != self._shown_status   # e.g. its process died
         self._shown_status = status
         running = status in ACTIVE
-        p = self._progress
-        self.progress.max = max(1, int(p.get("total") or 1))
-        self.progress.value = min(self.progress.max, int(p.get("done") or 0))
-        self.progress.bar_style = {DONE: "success", ERROR: "danger", ABORTED: "warning"}.get(status, "")
-        self.progress_label.value = html.escape(progress_text(p, self._samples_per_s, self.epochs, running))
+        held = self.charts.draw(force or status in FINISHED)   # an ended job's charts go out complete
+        self._catch_up(held, self._render_progress(status, running))
         if logs_changed:
             self.log_html.value = ("<pre style='font-size:85%;margin:0;white-space:pre-wrap'>"
                                    + html.escape("\n".join(self._logs)) + "</pre>")
@@ -293,6 +299,37 @@ class TrainingPanel(widgets.VBox):
             self.pause_button.disabled = not running or paused
             self.resume_button.disabled = not (paused or self._can_resume(status))
             self._update_curves(status)
+
+    def _render_progress(self, status: str, running: bool) -> float | None:
+        """Bar and label, when they visibly change; seconds until a held-back label is due, else None."""
+        p, now = self._progress, self._pump.clock()
+        top = max(1, int(p.get("total") or 1))
+        done = min(top, int(p.get("done") or 0))
+        if (not running or top != self.progress.max or done in (0, top)
+                or abs(done - self.progress.value) * PROGRESS_STEPS >= top):
+            self.progress.max, self.progress.value = top, done
+        self.progress.bar_style = {DONE: "success", ERROR: "danger", ABORTED: "warning"}.get(status, "")
+        text = html.escape(progress_text(p, self._samples_per_s, self.epochs, running))
+        shown = self.progress_label.value
+        if text == shown:
+            return None
+        if running and now < self._label_due and text.split(" · ")[0] == shown.split(" · ")[0]:
+            return self._label_due - now
+        self.progress_label.value, self._label_due = text, now + LABEL_EVERY
+        return None
+
+    def _catch_up(self, *held: float | None) -> None:
+        """Something was held back (a line over budget, a label under its limit): one later round shows it,
+        even if no event comes before then (a long validation, a pause)."""
+        delays = [d for d in held if d is not None]
+        if not delays or self._catch_up_cancel is not None:
+            return
+
+        def again() -> None:
+            self._catch_up_cancel = None
+            self._render(False)
+        self._catch_up_cancel = self._pump.after(min(delays), again,
+                                                 hold=(*self._synced, *(s.line for s in self.lines)))
 
     def _can_resume(self, status: str) -> bool:
         return status in (ABORTED, ERROR) and self.job.path(records.CHECKPOINT).exists()
@@ -356,6 +393,8 @@ class TrainingPanel(widgets.VBox):
         """Stop watching the job, then close every widget of the panel (a closed view must cost nothing)."""
         if hasattr(self, "_stop"):   # ``__del__`` also calls close, even when ``__init__`` failed half-way
             self._stop()
+            if self._catch_up_cancel is not None:
+                self._catch_up_cancel()
             parts = [*self._synced, self.message, *self.children, self.figure, self.lr_figure,
                      *self.figure.axes, *self.lr_figure.axes, *(s.line for s in self.lines)]
             for part in parts:

@@ -6,6 +6,7 @@ would; errors would land in ``panel.error``, so every test checks it stays empty
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import ipycanvas.canvas as ipc
@@ -20,6 +21,17 @@ from digits_widgets.store.datum import array_to_datum
 from digits_widgets.store.lmdb_db import LmdbWriter, generic_key
 from digits_widgets.ui.inference_panel import InferencePanel, read_image_list
 from digits_widgets.ui.views.gradients import arrow_geometry
+
+
+def captions(widget) -> list[str]:
+    """The panel captions (``captioned``) under ``widget``, in display order."""
+    found = []
+    value = getattr(widget, "value", None)
+    if isinstance(value, str):
+        found += re.findall(r'<b style="font-size:12px">(.*?)</b>', value)
+    for child in getattr(widget, "children", ()):
+        found += captions(child)
+    return found
 
 
 def trained(dataset, network: str, name: str, **options):
@@ -75,7 +87,7 @@ def test_gradients_test_one_with_sliders_db_grid_and_layers(canvas_messages):
             assert int(np.sum(row.hist.y)) == row.probe.data.size
             names.append(row.probe.name)
     assert names == [p.name for p in panel.probes] == ["fc", "fc.weight", "fc.bias"]
-    assert list(panel.layers.strip_panels) == ["Original", "Normalised input"]
+    assert list(panel.layers.strip_panels) == ["Normalised input"]   # the gradients view draws the input
     layers = panel.layers
     panel.view.arrow_size.value = 100   # a re-render keeps the layer rows (and their page)
     assert panel.layers is layers and layers in panel.results.children and layers.comm is not None
@@ -110,7 +122,8 @@ def test_processing_fcn_do_not_resize_grid_and_segmentation(tmp_path):
     panel.test_one_button.click()
     assert panel.error.value == ""
     assert panel.prediction.inputs.shape == (1, 32, 32) and panel.prediction.outputs.shape == (1, 1, 32, 32)
-    assert list(panel.layers.strip_panels) == ["Original", "Normalised input", "Output"]   # no code: not an AE
+    assert list(panel.layers.strip_panels) == ["Normalised input"]   # no code: not an AE
+    assert captions(panel.results) == ["Input", "Output", "Normalised input"]   # each picture once
     assert [p.shape for p in panel.probes if p.kind == "activation"] == [(32, 32, 32), (1024, 2, 2), (1, 32, 32)]
     panel.show_layers.value = False
     panel.view_picker.value = "Segmentation"
@@ -122,6 +135,12 @@ def test_processing_fcn_do_not_resize_grid_and_segmentation(tmp_path):
     assert panel.prediction.outputs.shape == (1, 1, 16, 16)
     panel.test_db_button.click()
     assert panel.error.value == "" and len(panel.grid.cells.children) == panel.prediction.outputs.shape[0]
+    # the segmentation view overlays the input; with the Image view each card labels its input
+    assert captions(panel.grid.cells.children[0]) == ["Segmentation", "Output (clip)"]
+    panel.view_picker.value = "Image"
+    assert all(captions(card) == ["Input", "Output"] for card in panel.grid.cells.children)
+    assert "minmax(" in panel.grid.cells.layout.grid_template_columns   # equal columns, equal card widths
+    panel.view_picker.value = "Segmentation"
     with LmdbWriter(tmp_path / "grid_db") as db:   # a DB of grid images: Test DB honours "do not resize"
         db.put_datum(generic_key(0), array_to_datum(np.asarray(Image.open(paths["grid"]))))
     panel.db_path.value = str(tmp_path / "grid_db")
@@ -188,8 +207,9 @@ def test_autoencoder_shows_original_normalised_code_and_reconstruction(tmp_path,
     panel.show_layers.value = True
     panel.test_one(np.asarray(digits.samples("val", 0, 1)[0][0]), "val #0")
     assert panel.error.value == "" and panel.prediction.outputs.shape == (1, 1, 28, 28)
-    assert list(panel.layers.strip_panels) == ["Original", "Normalised input", "Code: relu2 (50 units)",
-                                               "Reconstruction"]
+    assert list(panel.layers.strip_panels) == ["Normalised input", "Code: relu2 (50 units)"]
+    # each picture once: the view's input and reconstruction (its output), then what the layers add
+    assert captions(panel.results) == ["Input", "Output", "Normalised input", "Code: relu2 (50 units)"]
     assert [p.name for p in panel.probes if p.kind == "activation"][:3] == ["scale", "flatten", "fc1"]
 
 

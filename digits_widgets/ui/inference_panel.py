@@ -40,6 +40,7 @@ from .views.image import captioned, image_widget
 
 CELL = 128            # grid cell size in pixels
 PER_PAGE = 12         # 3 rows of 4
+CARD_WIDTH = 2 * CELL + 24   # the widest card: two CELL images side by side (segmentation view)
 _LABELLED = re.compile(r"^(.*\S)\s+(-?\d+)\s*$")
 
 
@@ -102,7 +103,10 @@ class ResultsGrid(w.VBox):
         self.label = w.HTML()
         self.prev.on_click(lambda _b: self.show_page(self.page - 1))
         self.next.on_click(lambda _b: self.show_page(self.page + 1))
-        self.cells = w.HBox(layout=w.Layout(flex_flow="row wrap", align_items="flex-start"))
+        # a grid of equal columns: every card has the same width whatever its caption or output
+        self.cells = w.GridBox(layout=w.Layout(
+            grid_template_columns=f"repeat(auto-fill, minmax({CARD_WIDTH}px, 1fr))", grid_gap="8px 12px",
+            align_items="flex-start"))
         super().__init__([w.HBox([self.prev, self.next, self.label], layout=w.Layout(align_items="center")),
                           self.cells])
         self.show_page(page)
@@ -119,9 +123,12 @@ class ResultsGrid(w.VBox):
         caption += f"<br>{html.escape(view.summary(pred, index))}"
         body = view.render(pred, index, CELL)
         if not view.shows_input:
-            body = w.HBox([image_widget(pred.inputs[index], 64), body], layout=w.Layout(align_items="flex-start"))
-        return w.VBox([w.HTML(f'<div style="font-size:11px;max-width:{2 * CELL + 80}px">{caption}</div>'), body],
-                      layout=w.Layout(margin="4px 12px 8px 0", padding="4px", border="1px solid #e0e0e0"))
+            body = w.HBox([captioned(image_widget(pred.inputs[index], 64), "Input"), body],
+                          layout=w.Layout(align_items="flex-start"))
+        card = w.VBox([w.HTML(f'<div style="font-size:11px;overflow-wrap:anywhere">{caption}</div>'), body],
+                      layout=w.Layout(padding="4px", border="1px solid #e0e0e0", overflow="hidden"))
+        card.add_class("dw-result-card")
+        return card
 
     def show_page(self, page: int) -> None:
         """Render page ``page`` (clamped); the previous page's widgets are closed."""
@@ -357,7 +364,7 @@ class InferencePanel(w.VBox):
         if self.layers is not None:
             close_tree(self.layers)
         # built once per test: the per-layer rows do not depend on the visualisation, so re-renders keep them
-        self.layers = LayersView(probes, pred) if probes is not None else None
+        self.layers = LayersView(probes, pred, with_view=True) if probes is not None else None
         self.render()
 
     def render(self) -> None:

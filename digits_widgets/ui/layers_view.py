@@ -21,6 +21,7 @@ import numpy as np
 from bqplot import Axis, Bars, Figure, LinearScale
 
 from ..infer.probes import Probe, tile_channels
+from .ticks import distinct_tick_format
 from .views import close_tree, to_numpy
 from .views.image import captioned, image_widget, output_image
 
@@ -68,15 +69,24 @@ def code_probe(probes: Sequence[Probe]) -> Probe | None:
 def histogram_figure(probe: Probe) -> tuple[Figure, Bars]:
     """Bars of the probe's 20-bin histogram (counts at the bin centres), small and without animation."""
     counts, edges = probe.histogram
-    centres = (np.asarray(edges[:-1]) + np.asarray(edges[1:])) / 2
-    x, y = LinearScale(), LinearScale(min=0.0)
-    bars = Bars(x=centres, y=np.asarray(counts, np.float64), scales={"x": x, "y": y}, colors=["#1976d2"],
-                padding=0.05)
-    axes = [Axis(scale=x, num_ticks=3, tick_format=".3g"), Axis(scale=y, side="left", num_ticks=3,
-                                                                tick_format=".2s")]
+    counts, edges = np.asarray(counts, np.float64), np.asarray(edges, np.float64)
+    centres = (edges[:-1] + edges[1:]) / 2
+    # Both scales fixed: counts from 0 (left free, bqplot pads the domain below zero) and x over the bins.
+    lo, hi = float(edges[0]), float(edges[-1])
+    if hi <= lo:   # every value equal: one bin of width 0
+        lo, hi = lo - 0.5, hi + 0.5
+    top = float(counts.max()) if counts.size and counts.max() > 0 else 1.0
+    x, y = LinearScale(min=lo, max=hi), LinearScale(min=0.0, max=top)
+    bars = Bars(x=centres, y=counts, scales={"x": x, "y": y}, colors=["#1976d2"], padding=0.05)
+    count_ticks = np.unique(np.rint(np.linspace(0.0, top, 3)))   # whole counts: never "500m"
+    value_ticks = np.linspace(lo, hi, 5)[1:4]   # inside the edges: clear of the count axis and the figure's end
+    axes = [Axis(scale=x, tick_values=value_ticks, tick_format=distinct_tick_format(lo, hi, 4)),
+            Axis(scale=y, side="left", tick_values=count_ticks, tick_format="~s")]
+    # padding 0: the figure's default 2.5 % padding pushed the count axis below zero ("-26m")
     fig = Figure(marks=[bars], axes=axes, animation_duration=0, min_aspect_ratio=0.01, max_aspect_ratio=100,
-                 fig_margin={"top": 6, "bottom": 22, "left": 40, "right": 8},
-                 layout=w.Layout(width="260px", height="120px"))
+                 padding_x=0.0, padding_y=0.0,
+                 fig_margin={"top": 8, "bottom": 24, "left": 44, "right": 24},   # the last x tick stays inside
+                 layout=w.Layout(width="280px", height="130px"))
     return fig, bars
 
 
@@ -102,8 +112,11 @@ class LayersView(w.VBox):
     """Per-layer statistics for one image, paged; ``strip`` holds the input / code / output pictures."""
 
     def __init__(self, probes: Sequence[Probe], prediction: "Prediction | None" = None, index: int = 0,
-                 per_page: int = PER_PAGE) -> None:
+                 per_page: int = PER_PAGE, with_view: bool = False) -> None:
+        """``with_view``: shown under a view that already draws the input and the output (Test One), so
+        the strip adds only what the view does not show: the normalised input and an autoencoder's code."""
         self.probes = list(probes)
+        self.with_view = with_view
         self.per_page = max(1, per_page)
         self.page = 0
         self.page_rows: list[LayerRow] = []
@@ -140,6 +153,12 @@ class LayersView(w.VBox):
         self.next.disabled = self.page >= self.pages - 1
 
     def _strip(self, prediction: "Prediction", index: int) -> dict[str, w.Widget]:
+        panels = self._all_strip(prediction, index)
+        if self.with_view:
+            panels = {k: v for k, v in panels.items() if k not in ("Original", "Output", "Reconstruction")}
+        return panels
+
+    def _all_strip(self, prediction: "Prediction", index: int) -> dict[str, w.Widget]:
         panels: dict[str, w.Widget] = {"Original": image_widget(prediction.inputs[index], STRIP_SIZE)}
         tensor = to_numpy(prediction.tensors[index])
         try:

@@ -42,6 +42,7 @@ from ..train import records
 from ..train.launch import follow
 from .pump import Pump, get_pump
 from .series import DEFAULT_BYTES_PER_S, DecimatedSeries, LineSchedule, SeriesLine
+from .ticks import nice_ticks
 
 LOG_LINES = 10
 FINISHED = (DONE, ABORTED, ERROR)
@@ -181,7 +182,8 @@ class TrainingPanel(widgets.VBox):
         self._shown_status: str | None = None
         self.png: bytes | None = None
 
-        x, y, y_acc, x_lr, y_lr = LinearScale(), LinearScale(), LinearScale(min=0, max=100), LinearScale(), LinearScale()
+        x, y, y_acc, x_lr = LinearScale(), LinearScale(), LinearScale(min=0, max=100), LinearScale()
+        y_lr = LinearScale(min=0.0)   # from 0, as the schedule decays towards it (and as the form's preview)
         self.lines = [SeriesLine(_line(x, y, COLORS["train"], "loss (train)"), self.train_loss),
                       SeriesLine(_line(x, y, COLORS["val"], "loss (val)", "circle"), self.val_loss)]
         axes = [Axis(scale=x, label="epoch"), Axis(scale=y, side="left", label="loss")]
@@ -191,15 +193,18 @@ class TrainingPanel(widgets.VBox):
             axes.append(Axis(scale=y_acc, side="right", label="accuracy (%)"))
         self.lines.append(SeriesLine(_line(x_lr, y_lr, COLORS["lr"], "learning rate"), self.lr))
         margin = {"top": 20, "bottom": 40, "left": 65, "right": 65}
-        self.figure = Figure(marks=[s.line for s in self.lines[:-1]], axes=axes, animation_duration=0,
+        # padding_x: the first x tick sits ~25 px right of the y axis, never under the lowest y tick
+        self.figure = Figure(marks=[s.line for s in self.lines[:-1]], axes=axes, animation_duration=0, padding_x=0.03,
                              legend_location="top-right", fig_margin=margin,
                              layout=widgets.Layout(width="100%", height="300px"))
-        self.lr_figure = Figure(marks=[self.lines[-1].line], animation_duration=0,
-                                fig_margin={**margin, "left": 85},   # room for "1.00e-3" beside the title
-                                axes=[Axis(scale=x_lr, label="epoch"),
-                                      Axis(scale=y_lr, side="left", label="learning rate", label_offset="62px",
-                                           tick_format=".2e")],
-                                layout=widgets.Layout(width="100%", height="150px"))
+        # A short chart: about 4 round ticks from 0 ("0.0025", "5e-6"; ``_fit_lr_ticks``) stay apart and
+        # clear of the title, where bqplot's default ten ticks of a narrow decay all read "0.01"
+        self.lr_axis = Axis(scale=y_lr, side="left", label="learning rate", label_offset="62px",
+                            tick_format=".3~g", tick_values=np.zeros(0))
+        self.lr_figure = Figure(marks=[self.lines[-1].line], animation_duration=0, padding_x=0.03,
+                                fig_margin={**margin, "left": 85},   # room for "0.0075" beside the title
+                                axes=[Axis(scale=x_lr, label="epoch"), self.lr_axis],
+                                layout=widgets.Layout(width="100%", height="180px"))
         self.title = widgets.HTML()
         self.progress = widgets.IntProgress(min=0, max=1, value=0, layout=widgets.Layout(width="50%"))
         self.progress_label = widgets.HTML()
@@ -222,6 +227,7 @@ class TrainingPanel(widgets.VBox):
         self._pump = pump or get_pump()
         self.charts = LineSchedule(self.lines, bytes_per_s, self._pump.clock)
         self._label_due, self._catch_up_cancel = 0.0, None
+        self._lr_top = 0.0
         self._stop = self._pump.watch(job, self._on_events,   # subscribe before reading disk
                                       hold=(*self._synced, *(s.line for s in self.lines)))
         self.redraw()
@@ -286,6 +292,7 @@ class TrainingPanel(widgets.VBox):
         self._shown_status = status
         running = status in ACTIVE
         held = self.charts.draw(force or status in FINISHED)   # an ended job's charts go out complete
+        self._fit_lr_ticks()
         self._catch_up(held, self._render_progress(status, running))
         if logs_changed:
             self.log_html.value = ("<pre style='font-size:85%;margin:0;white-space:pre-wrap'>"
@@ -299,6 +306,14 @@ class TrainingPanel(widgets.VBox):
             self.pause_button.disabled = not running or paused
             self.resume_button.disabled = not (paused or self._can_resume(status))
             self._update_curves(status)
+
+    def _fit_lr_ticks(self) -> None:
+        """Round ticks from 0 to the highest rate drawn; a message only when that maximum changes."""
+        y = self.lines[-1].line.y
+        top = float(np.nanmax(y)) if len(y) and np.isfinite(y).any() else 0.0
+        if top > 0 and top != self._lr_top:
+            self._lr_top = top
+            self.lr_axis.tick_values = np.asarray(nice_ticks(top, 4))
 
     def _render_progress(self, status: str, running: bool) -> float | None:
         """Bar and label, when they visibly change; seconds until a held-back label is due, else None."""

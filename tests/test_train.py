@@ -102,6 +102,36 @@ def test_resume_after_a_kernel_restart(grads):
     assert [r["epoch"] for r in again.metrics("val")] == [0.0, 1.0, 2.0, 3.0, 4.0]
 
 
+def test_resume_with_more_epochs_says_the_schedule_stretches_or_keeps_it(grads):
+    """96 samples, batch 16: 6 steps an epoch. step_size 50% of 2 epochs = step 6; of 4 epochs = step 12."""
+    opts = dict(lr=0.1, policy="step", step_size=50, gamma=0.1, batch_size=16, seed=0, val_interval=0)
+    stretched = train(grads, REGRESSION, "stretch", epochs=2, **opts)
+    assert stretched.wait(120) == "Done"
+    kept = train(grads, REGRESSION, "keep", epochs=2, **opts)
+    assert kept.wait(120) == "Done"
+    stretched.resume(epochs=4)
+    kept.resume(epochs=4, keep_schedule=True)
+    assert stretched.wait(120) == "Done" and kept.wait(120) == "Done"
+
+    log = (stretched.dir / "train.log").read_text()
+    assert re.search(r"WARNING The learning-rate schedule \(step\) now spans 24 iterations instead of 12: .* "
+                     r"rate at step 12 is 0\.01 instead of 0\.001 .*keep_schedule=True", log), log
+    assert "WARNING" not in (kept.dir / "train.log").read_text()
+    lr_after = lambda job: [r["lr"] for r in job.metrics("train") if 12 < r["step"] < 24]   # noqa: E731
+    assert lr_after(stretched) and lr_after(stretched) == pytest.approx([0.01] * len(lr_after(stretched)))
+    # kept: decays at steps 6 and 12 of the first 12, then stays where the schedule ended
+    assert lr_after(kept) and lr_after(kept) == pytest.approx([0.001] * len(lr_after(kept)))
+    assert kept.options.schedule_steps == 12
+    assert torch.load(kept.dir / "checkpoint.pt", weights_only=True)["first_schedule_steps"] == 12
+
+    from digits_widgets.ui.training_panel import TrainingPanel, run_warnings
+    assert run_warnings(stretched) and not run_warnings(kept)
+    assert "now spans 24 iterations instead of 12" in TrainingPanel(stretched).status.value
+    (kept.dir / "checkpoint.pt").unlink()   # e.g. a job that failed before its first epoch ended
+    with pytest.raises(dw.JobError, match="'keep' has no checkpoint, so there is no schedule to keep"):
+        kept.resume(keep_schedule=True)
+
+
 def test_divergence_is_reported(grads):
     job = train(grads, REGRESSION, "nan", epochs=2, lr=1e6, batch_size=16, seed=0, mean="none")
     with pytest.raises(dw.TrainingError, match="Model diverged .* Try decreasing your learning rate"):

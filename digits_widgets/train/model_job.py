@@ -88,11 +88,26 @@ class ModelJob(Job):
     def paused(self) -> bool:
         return self.path(CONTROL, "pause").exists()
 
-    def resume(self, network=None, **changes) -> "ModelJob":
-        """Continue from checkpoint.pt (after an abort, a crash or a kernel restart), exactly."""
+    def resume(self, network=None, keep_schedule: bool = False, **changes) -> "ModelJob":
+        """Continue from checkpoint.pt (after an abort, a crash or a kernel restart), exactly.
+
+        ``changes`` are training options (``epochs=60``). The learning-rate policy is in percent of
+        training, so more epochs stretch it (train.log and the panel say so); ``keep_schedule=True`` keeps
+        the first run's iterations, and past them the rate stays where the schedule ended.
+        """
         from .launch import start
         if self.is_running() and self.status != "Initialized":
             raise JobError(f"Model {self.name!r} is still {self.status}")
+        if keep_schedule:
+            if not self.path(records.CHECKPOINT).exists():
+                raise JobError(f"Model {self.name!r} has no checkpoint, so there is no schedule to keep: "
+                               "resume without keep_schedule")
+            ck = records.load(self.path(records.CHECKPOINT), map_location="cpu")
+            kept = ck.get("first_schedule_steps", ck.get("schedule_steps"))
+            if kept is None:
+                raise JobError(f"Model {self.name!r}'s checkpoint predates schedule tracking: "
+                               "resume without keep_schedule")
+            changes["schedule_steps"] = int(kept)
         if network is not None:
             self.network_object = network
         if changes:

@@ -56,6 +56,8 @@ class TrainOptions:
     early_stopping: int | None = None     # patience in validations without a better val loss
     tensorboard: bool = True              # tb/ events when the tensorboard package is installed
     params: dict = field(default_factory=dict)   # extra values for torch7-style network(params)
+    schedule_steps: int | None = None     # iterations the policy's percentages span; None → the whole
+    #                                       training (``resume(keep_schedule=True)`` keeps the first run's)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -77,7 +79,8 @@ class TrainOptions:
                   ("keep_last", self.keep_last is None or self.keep_last >= 1, "at least 1"),
                   ("early_stopping", self.early_stopping is None or self.early_stopping >= 1, "at least 1"),
                   ("nproc", self.nproc is None or self.nproc >= 1, "at least 1"),
-                  ("seed", self.seed is None or self.seed >= 0, "at least 0")]
+                  ("seed", self.seed is None or self.seed >= 0, "at least 0"),
+                  ("schedule_steps", self.schedule_steps is None or self.schedule_steps >= 1, "at least 1")]
         for name, ok, what in checks:
             if not ok:
                 raise OptionError(f"{name} must be {what} (got {getattr(self, name)!r})", field=name)

@@ -25,6 +25,7 @@ from ..nets.network import build_for_input
 from ..store.jobs import JobAborted
 from . import records
 from .model_job import ModelJob
+from .options import TrainOptions
 from .pretrained import load_pretrained
 from .solver import default_weight_decay, iterations_per_epoch, make_optimizer, make_scheduler
 
@@ -111,6 +112,23 @@ def _scalars(out) -> dict:
     return values
 
 
+def schedule_change(opts: TrainOptions, step: int, before: int | None, now: int) -> str | None:
+    """The warning for a resume whose learning-rate schedule spans other iterations than before.
+
+    DIGITS' policies are in percent of training, so resuming with more epochs stretches them: the rate
+    at the resume step jumps, later decays move. Said in train.log (and by the panel) rather than done
+    silently; ``resume(keep_schedule=True)`` keeps the first run's iterations instead.
+    """
+    if before is None or before == now or opts.policy == "fixed":
+        return None
+    policy = opts.lr_policy()
+    old, new = opts.lr * policy.factor(step, before), opts.lr * policy.factor(step, now)
+    return (f"WARNING The learning-rate schedule ({opts.policy}) now spans {now} iterations instead of {before}: "
+            f"its percentages stretch with the new number of epochs, so the rate at step {step} is {new:.4g} "
+            f"instead of {old:.4g} and later decays move. To keep the original iterations, resume with "
+            f"keep_schedule=True.")
+
+
 def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: int = 0,
                  resume: bool = False) -> None:
     opts = job.options
@@ -173,12 +191,13 @@ def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: in
     # ---- solver ------------------------------------------------------------------------------
     steps_per_epoch = iterations_per_epoch(train_loader.samples, batch // world, opts.batch_accumulation)
     total_steps = steps_per_epoch * opts.epochs
+    schedule_steps = opts.schedule_steps or total_steps   # what the policy's percentages are of
     groups = getattr(model.inner, "param_groups", None)  # Caffe: lr_mult / decay_mult per blob
     parameters = (groups(opts.lr, default_weight_decay(opts.solver, opts.lr, opts.weight_decay))
                   if callable(groups) else model.parameters())
     optimizer = make_optimizer(parameters, opts.solver, opts.lr, momentum=opts.momentum,
                                weight_decay=opts.weight_decay, rms_decay=opts.rms_decay)
-    scheduler = make_scheduler(optimizer, opts.lr_policy(), total_steps)
+    scheduler = make_scheduler(optimizer, opts.lr_policy(), schedule_steps)
     use_amp = opts.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
@@ -188,17 +207,24 @@ def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: in
     snap_every = max(1, round(opts.snapshot_interval * steps_per_epoch)) if opts.snapshot_interval > 0 else 0
 
     step, start_epoch, best_val, stale = 0, 0, math.inf, 0
+    first_schedule = schedule_steps   # the first run's, carried through resumes for keep_schedule
     if resume:
         ck = records.load(job.path(records.CHECKPOINT), map_location=device)
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
+        for group, rate, base in zip(optimizer.param_groups, scheduler.lr_lambdas, scheduler.base_lrs):
+            group["lr"] = base * rate(scheduler.last_epoch)   # this run's schedule from the first step on
         scaler.load_state_dict(ck["scaler"])
         step, start_epoch, best_val, stale = ck["step"], ck["epoch"], ck["best_val"], ck["stale"]
         torch.set_rng_state(ck["rng"].cpu())
+        first_schedule = ck.get("first_schedule_steps", ck.get("schedule_steps", schedule_steps))
         if main:
             records.truncate_metrics(job.path(records.METRICS), step)
             job.log(f"Resumed from checkpoint at epoch {start_epoch} (step {step})", "train.log")
+            warning = schedule_change(opts, step, ck.get("schedule_steps"), schedule_steps)
+            if warning:
+                job.log(warning, "train.log")
     log = records.MetricsLog(job, opts.tensorboard) if main else None  # after the truncation above
 
     def validate(epoch: float) -> float:
@@ -270,6 +296,7 @@ def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: in
                 records.atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                      "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                                      "epoch": epoch + 1, "step": step, "best_val": best_val, "stale": stale,
+                                     "schedule_steps": schedule_steps, "first_schedule_steps": first_schedule,
                                      "rng": torch.get_rng_state()}, job.path(records.CHECKPOINT))
             if opts.early_stopping and stale >= opts.early_stopping:
                 if main:

@@ -125,6 +125,21 @@ def progress_text(progress: dict, samples_per_s: float | None, epochs: int, runn
     return " · ".join(parts)
 
 
+def run_warnings(job: Any) -> list[str]:
+    """train.log's WARNING lines since the latest Running (a stretched schedule on resume), oldest first."""
+    started = max((t for s, t in job.status_history if s == RUNNING), default=None)
+    path = Path(job.path("train.log"))
+    if started is None or not path.exists():
+        return []
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(started)))
+    found = []
+    for line in _tail_lines(path, 200):
+        stamp, _, rest = line[:19], line[19:20], line[20:]
+        if rest.startswith("WARNING ") and stamp >= since:
+            found.append(rest[len("WARNING "):])
+    return found[-3:]
+
+
 def status_html(job: Any, status: str) -> str:
     """The status history (status and time per entry); an Error shows its message in red and its traceback."""
     rows = [f"<tr><td style='padding-right:1em'>{html.escape(s)}</td><td>{_when(t)}</td></tr>"
@@ -135,6 +150,8 @@ def status_html(job: Any, status: str) -> str:
     reason = job.record["status_history"][-1][2:]   # why the store wrote the last status itself (dead owner)
     if status == ABORTED and reason:
         out += f"<div style='color:#8a6d00'>{html.escape(str(reason[0]))}</div>"
+    for warning in run_warnings(job):
+        out += f"<div style='color:#8a6d00'>&#9888; {html.escape(warning)}</div>"
     if status == ERROR:
         out += f"<pre style='color:#c62828;white-space:pre-wrap'>{html.escape(job.error or 'Error')}</pre>"
         tb = error_traceback(job)
@@ -259,6 +276,7 @@ class TrainingPanel(widgets.VBox):
                 stamp = _when(e.get("time", time.time()))
                 self._logs.extend(f"{stamp} {line}" for line in str(e.get("line", "")).splitlines())
                 logs_changed = True
+                status_changed |= str(e.get("line", "")).startswith("WARNING ")   # shown under the status
             elif kind in ("status", "paused"):
                 status_changed = True
         self._render(status_changed, logs_changed)

@@ -9,8 +9,9 @@ order, and the newest point is always shown (as a provisional tail) so the chart
 Validation points (one per validation, typically per epoch) use the same class with a capacity far
 above any realistic count, so all of them are kept while the arrays still cannot grow without bound.
 
-Bounded arrays alone still cost ``capacity`` x 16 bytes per line per pump round: about 16 KB per line,
-five times a second, for as long as the run lasts. ``LineSchedule`` therefore resends a view's lines
+Bounded arrays alone still cost 16 bytes (two float64) per point per line per pump round: 16 KB per
+full line, five times a second, for as long as the run lasts. So a line is sent as float32 (8 bytes a
+point: 7 significant digits, far finer than a pixel of any chart), and ``LineSchedule`` therefore resends a view's lines
 within a byte budget (``ByteBudget``, a token bucket, ``DEFAULT_BYTES_PER_S`` per panel): while the arrays
 are small every changed line goes every round; as they grow, each line's resend interval grows with its
 size, so bytes per second stay under the budget however long the run. At the default budget and capacity
@@ -26,7 +27,8 @@ import numpy as np
 from bqplot import Lines
 
 DEFAULT_CAPACITY = 1000
-DEFAULT_BYTES_PER_S = 32 * 1024   # per panel: two full 1000-point lines (16 KB each) once a second
+DEFAULT_BYTES_PER_S = 32 * 1024   # per panel: ~4 full 1000-point float32 lines (8 KB each) a second
+LINE_EVERY = 0.5                  # seconds between resends of one line: twice a second draws a smooth curve
 MESSAGE_OVERHEAD = 256            # the JSON around a Lines update's two buffers (measured: ~180 bytes)
 
 
@@ -114,14 +116,14 @@ class SeriesLine:
         self.sent_at = -math.inf   # clock time of the last redraw: the longest-waiting line goes first
 
     def cost(self) -> int:
-        """Bytes the next redraw sends: x and y as float64 buffers, plus the message around them."""
-        return 16 * len(self.series) + MESSAGE_OVERHEAD
+        """Bytes the next redraw sends: x and y as float32 buffers, plus the message around them."""
+        return 8 * len(self.series) + MESSAGE_OVERHEAD
 
     def draw(self, force: bool = False) -> bool:
         """Push the series to the line when it changed; True when a message went out."""
         if not (force or self.series.changed):
             return False
-        x, y = self.series.arrays()
+        x, y = (a.astype(np.float32) for a in self.series.arrays())   # what the browser draws anyway
         with self.line.hold_sync():   # x and y in one message, never a frame with mismatched lengths
             self.line.x = x
             self.line.y = y
@@ -173,16 +175,19 @@ class LineSchedule:
     """Which of a view's lines to resend this round: the changed ones the byte budget allows.
 
     Lines go oldest-sent first and stop at the first one the budget refuses, so a large line is never
-    starved by small ones that change every round. ``bytes_per_s`` None means no budget: every changed
-    line goes every round (what the panel did before). A forced draw (first draw, job ended) sends every
+    starved by small ones that change every round. A line also waits ``min_interval`` after its last
+    send: a fast run changes every line every round, and five redraws a second draw no better curve
+    than two. ``bytes_per_s`` None means neither: every changed line goes every round (what the panel
+    did before). A forced draw (first draw, job ended) sends every
     line whatever the budget says, so the final state is always complete, and is charged to the budget.
     """
 
     def __init__(self, lines: Sequence[SeriesLine], bytes_per_s: float | None = DEFAULT_BYTES_PER_S,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, min_interval: float = LINE_EVERY):
         self.lines = list(lines)
         self.clock = clock
         self.budget = None if bytes_per_s is None else ByteBudget(bytes_per_s, clock)
+        self.min_interval = 0.0 if bytes_per_s is None else min_interval
 
     def draw(self, force: bool = False) -> float | None:
         """Redraw what is due; returns seconds until a held-back line may go, None when none is held back."""
@@ -190,6 +195,8 @@ class LineSchedule:
         pending = sorted((line for line in self.lines if force or line.series.changed), key=lambda l: l.sent_at)
         for line in pending:
             cost = line.cost()
+            if not force and now < line.sent_at + self.min_interval:   # so are all after it (sorted)
+                return line.sent_at + self.min_interval - now
             if self.budget is not None and not force and not self.budget.try_spend(cost):
                 return max(self.budget.wait(cost), 1e-3)
             if force and self.budget is not None:

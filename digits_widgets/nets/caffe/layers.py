@@ -1,7 +1,8 @@
-"""Caffe layer types as PyTorch modules, with Caffe's fillers and output sizes.
+"""Caffe layer types with weights or arithmetic as PyTorch modules, with Caffe's fillers and output sizes.
 
-``make_layer(layer, shapes)`` returns the module for one LayerParameter given its bottoms' shapes; a type that
-is not here raises :class:`UnsupportedLayer`.
+``make_layer(layer, shapes)`` returns the module for one of :data:`LAYER_TYPES` given its bottoms' shapes; a type
+that is not here raises :class:`UnsupportedLayer`. Blob layers (Concat, Slice...) are in ``blob_layers``, losses
+and Accuracy in ``loss_layers``.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-LOSS_TYPES = ('SoftmaxWithLoss', 'EuclideanLoss', 'L1Loss', 'SigmoidCrossEntropyLoss')
+LAYER_TYPES = ('Convolution', 'Deconvolution', 'InnerProduct', 'Pooling', 'ReLU', 'PReLU', 'Sigmoid', 'TanH',
+               'Power', 'Dropout', 'LRN', 'Softmax', 'BatchNorm', 'Scale', 'Bias')
 DATA_TYPES = ('Data', 'Input', 'ImageData', 'HDF5Data', 'MemoryData', 'WindowData', 'DummyData', 'Python_Data')
 
 
@@ -99,13 +101,18 @@ def _conv(layer, shapes, transpose: bool) -> nn.Module:
     return module
 
 
-class InnerProduct(nn.Linear):
-    def __init__(self, inf: int, outf: int, bias: bool, axis: int):
-        super().__init__(inf, outf, bias)
-        self.axis = axis
+class InnerProduct(nn.Module):
+    """Caffe's InnerProduct: everything from ``axis`` on is flattened; ``transpose`` stores the weight as
+    ``(inputs, outputs)``, as Caffe's blob then is."""
+
+    def __init__(self, inf: int, outf: int, bias: bool, axis: int, transpose: bool):
+        super().__init__()
+        self.axis, self.transpose = axis, transpose
+        self.weight = nn.Parameter(torch.empty((inf, outf) if transpose else (outf, inf)))
+        self.bias = nn.Parameter(torch.empty(outf)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.flatten(self.axis))
+        return F.linear(x.flatten(self.axis), self.weight.t() if self.transpose else self.weight, self.bias)
 
 
 def caffe_pool_size(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -174,45 +181,6 @@ class LRN(nn.Module):
         return x / (1 + self.alpha * summed).pow(self.beta)
 
 
-class Concat(nn.Module):
-    def __init__(self, axis: int):
-        super().__init__()
-        self.axis = axis
-
-    def forward(self, *xs: Tensor) -> Tensor:
-        return torch.cat(xs, self.axis)
-
-
-class Eltwise(nn.Module):
-    def __init__(self, op: int, coeff: Sequence[float], nbottom: int):
-        super().__init__()
-        if coeff and (op != 1 or len(coeff) != nbottom):
-            raise CaffeLayerError('Eltwise coeff needs operation SUM and one coefficient per bottom')
-        self.op, self.coeff = op, list(coeff) or [1.0] * nbottom
-
-    def forward(self, *xs: Tensor) -> Tensor:
-        if self.op == 0:
-            out = xs[0]
-            for x in xs[1:]:
-                out = out * x
-            return out
-        if self.op == 2:
-            out = xs[0]
-            for x in xs[1:]:
-                out = torch.maximum(out, x)
-            return out
-        return sum(c * x for c, x in zip(self.coeff, xs))
-
-
-class Flatten(nn.Module):
-    def __init__(self, axis: int, end_axis: int):
-        super().__init__()
-        self.axis, self.end_axis = axis, end_axis
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x.flatten(self.axis, self.end_axis)
-
-
 class Softmax(nn.Module):
     def __init__(self, axis: int):
         super().__init__()
@@ -246,19 +214,42 @@ class PReLU(nn.Module):
 
 
 class BatchNorm(nn.Module):
-    """Caffe's BatchNorm: normalisation only (Caffe pairs it with a Scale layer for the affine part); the
-    running statistics are used in eval mode, or always when ``use_global_stats`` is true."""
+    """Caffe's BatchNorm: normalisation only (Caffe pairs it with a Scale layer for the affine part).
+
+    ``running_mean`` and ``running_var`` are the statistics in use, Caffe's ``mean / scale_factor`` and
+    ``variance / scale_factor`` (both 0 before any training, as in Caffe); ``scale_factor`` is Caffe's third blob,
+    the sum of the moving-average weights, kept so that training goes on as Caffe's would: each batch adds its
+    mean and its unbiased variance (``m / (m - 1)``) to sums weighted by ``moving_average_fraction``. Training
+    normalises with the batch's biased variance; the stored statistics are used in eval mode, or always when
+    ``use_global_stats`` is true."""
 
     def __init__(self, channels: int, eps: float, fraction: float, use_global_stats: bool | None):
         super().__init__()
-        self.eps, self.momentum, self.use_global_stats = eps, 1.0 - fraction, use_global_stats
+        self.eps, self.fraction, self.use_global_stats = eps, fraction, use_global_stats
         self.register_buffer('running_mean', torch.zeros(channels))
-        self.register_buffer('running_var', torch.ones(channels))
+        self.register_buffer('running_var', torch.zeros(channels))
+        self.register_buffer('scale_factor', torch.zeros(1))
 
     def forward(self, x: Tensor) -> Tensor:
+        view = (1, -1) + (1,) * (x.dim() - 2)
         global_stats = (not self.training) if self.use_global_stats is None else self.use_global_stats
-        return F.batch_norm(x, self.running_mean, self.running_var, None, None, not global_stats,
-                            self.momentum, self.eps)
+        if global_stats:
+            mean, var = self.running_mean.reshape(view).to(x.dtype), self.running_var.reshape(view).to(x.dtype)
+            return (x - mean) / torch.sqrt(var + self.eps)
+        dims = [0] + list(range(2, x.dim()))
+        mean = x.mean(dims, keepdim=True)
+        var = ((x - mean) ** 2).mean(dims, keepdim=True)
+        with torch.no_grad():
+            m = x.numel() // x.shape[1]
+            correction = m / (m - 1) if m > 1 else 1.0
+            kept = self.scale_factor * self.fraction
+            total = kept + 1.0
+            batch_mean = mean.detach().reshape(-1).to(self.running_mean.dtype)
+            batch_var = var.detach().reshape(-1).to(self.running_var.dtype) * correction
+            self.running_mean.copy_((self.running_mean * kept + batch_mean) / total)
+            self.running_var.copy_((self.running_var * kept + batch_var) / total)
+            self.scale_factor.copy_(total)
+        return (x - mean) / torch.sqrt(var + self.eps)
 
 
 def _span(shape: tuple[int, ...], axis: int, num_axes: int) -> tuple[int, list[int]]:
@@ -304,115 +295,68 @@ class ScaleBias(nn.Module):
         return out
 
 
-class Reshape(nn.Module):
-    def __init__(self, dims: Sequence[int], axis: int, num_axes: int):
-        super().__init__()
-        self.dims, self.axis, self.num_axes = [int(d) for d in dims], axis, num_axes
-
-    def forward(self, x: Tensor) -> Tensor:
-        shape = list(x.shape)
-        axis = self.axis % (len(shape) + 1) if self.axis < 0 else self.axis
-        end = len(shape) if self.num_axes == -1 else axis + self.num_axes
-        new = [shape[axis + i] if d == 0 else d for i, d in enumerate(self.dims)]
-        return x.reshape(shape[:axis] + new + shape[end:])
-
-
-def _label_like(label: Tensor, like: Tensor) -> Tensor:
-    if label.numel() != like.numel():
-        raise CaffeLayerError(f'the bottoms have {like.numel()} and {label.numel()} values; they must match')
-    return label.reshape(like.shape).to(like.dtype)
-
-
-class SoftmaxWithLoss(nn.Module):
-    def __init__(self, ignore_label: int | None, normalization: int, axis: int):
-        super().__init__()
-        self.ignore_label, self.normalization, self.axis = ignore_label, normalization, axis
-
-    def forward(self, scores: Tensor, label: Tensor) -> Tensor:
-        if self.axis != 1:
-            scores = scores.movedim(self.axis, 1)
-        target = label.reshape((scores.shape[0],) + tuple(scores.shape[2:])).long()
-        ignore = self.ignore_label if self.ignore_label is not None else -100
-        losses = F.cross_entropy(scores, target, ignore_index=ignore, reduction='none')
-        if self.normalization == 0:  # FULL
-            return losses.sum() / target.numel()
-        if self.normalization == 2:  # BATCH_SIZE
-            return losses.sum() / scores.shape[0]
-        if self.normalization == 3:  # NONE
-            return losses.sum()
-        valid = (target != ignore).sum().clamp(min=1)
-        return losses.sum() / valid
+def _scale_bias(layer, shapes) -> nn.Module:
+    t = layer.type
+    p = layer.scale_param if t == 'Scale' else layer.bias_param
+    scale = t == 'Scale'
+    bias_term = scale and p.bias_term
+    bias_filler = p.bias_filler if bias_term and p.HasField('bias_filler') else None
+    base = shapes[0]
+    if len(shapes) == 1:
+        return ScaleBias(base, p.axis, p.num_axes, True, scale, p.filler if p.HasField('filler') else None,
+                         bias_term, bias_filler)
+    if len(shapes) != 2:
+        raise CaffeLayerError(f'{t} takes 1 or 2 bottoms, not {len(shapes)}')
+    if shapes[1] is None:
+        raise CaffeLayerError('the second bottom must come from an earlier layer')
+    # the factor is the second bottom, laid over the first from ``axis`` on (num_axes is not used)
+    axis = p.axis % len(base)
+    if tuple(base[axis:axis + len(shapes[1])]) != tuple(shapes[1]):
+        raise CaffeLayerError(f'the second bottom {tuple(shapes[1])} does not match the first {tuple(base)} '
+                              f'from axis {axis}')
+    return ScaleBias(base, axis, len(shapes[1]), False, scale, None, bias_term, bias_filler)
 
 
-class EuclideanLoss(nn.Module):
-    def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        return ((a - _label_like(b, a)) ** 2).sum() / a.shape[0] / 2
+def _inner_product(layer, shapes) -> nn.Module:
+    p = layer.inner_product_param
+    if not p.HasField('num_output'):
+        raise CaffeLayerError('inner_product_param.num_output is required (DIGITS fills it in with the number '
+                              'of classes only for a classification dataset)')
+    axis = p.axis % len(shapes[0])
+    module = InnerProduct(math.prod(shapes[0][axis:]), p.num_output, p.bias_term, axis, p.transpose)
+    fill(module.weight, p.weight_filler if p.HasField('weight_filler') else None)
+    if p.bias_term:
+        fill(module.bias, p.bias_filler if p.HasField('bias_filler') else None)
+    return module
 
 
-class L1Loss(nn.Module):
-    """NVcaffe's L1Loss: the mean absolute difference over every value."""
-
-    def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        return (a - _label_like(b, a)).abs().mean()
-
-
-class SigmoidCrossEntropyLoss(nn.Module):
-    """Caffe's: the summed binary cross entropy on logits, divided by the batch size."""
-
-    def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        return F.binary_cross_entropy_with_logits(a, _label_like(b, a), reduction='sum') / a.shape[0]
-
-
-class Accuracy(nn.Module):
-    def __init__(self, top_k: int, axis: int, ignore_label: int | None):
-        super().__init__()
-        self.top_k, self.axis, self.ignore_label = top_k, axis, ignore_label
-
-    def forward(self, scores: Tensor, label: Tensor) -> Tensor:
-        scores = scores.detach()
-        if self.axis != 1:
-            scores = scores.movedim(self.axis, 1)
-        target = label.reshape((scores.shape[0],) + tuple(scores.shape[2:])).long()
-        top = scores.topk(self.top_k, dim=1).indices
-        hit = (top == target.unsqueeze(1)).any(dim=1)
-        if self.ignore_label is not None:
-            keep = target != self.ignore_label
-            return hit[keep].float().mean() if keep.any() else hit.float().sum() * 0
-        return hit.float().mean()
+def _pooling(layer) -> nn.Module:
+    p = layer.pooling_param
+    if p.global_pooling:
+        return Pooling(p.pool, (1, 1), (1, 1), (0, 0), True)
+    kernel = _pair([p.kernel_size] if p.HasField('kernel_size') else [], p.kernel_h, p.kernel_w,
+                   p.HasField('kernel_h'), 0, 'kernel_size')
+    if min(kernel) < 1:
+        raise CaffeLayerError('pooling_param needs kernel_size (or kernel_h/kernel_w) or global_pooling')
+    stride = _pair([p.stride], p.stride_h, p.stride_w, p.HasField('stride_h'), 1, 'stride')
+    pad = _pair([p.pad], p.pad_h, p.pad_w, p.HasField('pad_h') or p.HasField('pad_w'), 0, 'pad')
+    if pad[0] >= kernel[0] or pad[1] >= kernel[1]:
+        raise CaffeLayerError('pooling pad must be smaller than the kernel')
+    return Pooling(p.pool, kernel, stride, pad, False)
 
 
-def make_layer(layer, shapes: list[tuple[int, ...]]) -> nn.Module:
-    """The module for ``layer`` whose bottoms have ``shapes`` (batch first)."""
+def make_layer(layer, shapes: list) -> nn.Module:
+    """The module for ``layer`` (a LayerParameter) whose bottoms have ``shapes`` (batch first; None for a blob
+    whose shape is not known yet, the label). Blob, loss and accuracy types are in their own modules."""
     t = layer.type
     if t == 'Convolution':
         return _conv(layer, shapes, transpose=False)
     if t == 'Deconvolution':
         return _conv(layer, shapes, transpose=True)
     if t == 'InnerProduct':
-        p = layer.inner_product_param
-        if not p.HasField('num_output'):
-            raise CaffeLayerError('inner_product_param.num_output is required')
-        if p.transpose:
-            raise CaffeLayerError('inner_product_param.transpose is not supported')
-        axis = p.axis % len(shapes[0])
-        module = InnerProduct(math.prod(shapes[0][axis:]), p.num_output, p.bias_term, axis)
-        fill(module.weight, p.weight_filler if p.HasField('weight_filler') else None)
-        if p.bias_term:
-            fill(module.bias, p.bias_filler if p.HasField('bias_filler') else None)
-        return module
+        return _inner_product(layer, shapes)
     if t == 'Pooling':
-        p = layer.pooling_param
-        if p.global_pooling:
-            return Pooling(p.pool, (1, 1), (1, 1), (0, 0), True)
-        kernel = _pair([p.kernel_size] if p.HasField('kernel_size') else [], p.kernel_h, p.kernel_w,
-                       p.HasField('kernel_h'), 0, 'kernel_size')
-        if min(kernel) < 1:
-            raise CaffeLayerError('pooling_param needs kernel_size (or kernel_h/kernel_w) or global_pooling')
-        stride = _pair([p.stride], p.stride_h, p.stride_w, p.HasField('stride_h'), 1, 'stride')
-        pad = _pair([p.pad], p.pad_h, p.pad_w, p.HasField('pad_h') or p.HasField('pad_w'), 0, 'pad')
-        if pad[0] >= kernel[0] or pad[1] >= kernel[1]:
-            raise CaffeLayerError('pooling pad must be smaller than the kernel')
-        return Pooling(p.pool, kernel, stride, pad, False)
+        return _pooling(layer)
     if t == 'ReLU':
         return ReLU(layer.relu_param.negative_slope)
     if t == 'PReLU':
@@ -430,48 +374,12 @@ def make_layer(layer, shapes: list[tuple[int, ...]]) -> nn.Module:
     if t == 'LRN':
         p = layer.lrn_param
         return LRN(p.local_size, p.alpha, p.beta, p.k, p.norm_region)
-    if t == 'Concat':
-        p = layer.concat_param
-        return Concat(p.axis if p.HasField('axis') or not p.HasField('concat_dim') else p.concat_dim)
-    if t == 'Eltwise':
-        p = layer.eltwise_param
-        return Eltwise(p.operation, p.coeff, len(layer.bottom))
-    if t == 'Flatten':
-        return Flatten(layer.flatten_param.axis, layer.flatten_param.end_axis)
     if t == 'Softmax':
         return Softmax(layer.softmax_param.axis)
-    if t == 'SoftmaxWithLoss':
-        lp = layer.loss_param
-        return SoftmaxWithLoss(lp.ignore_label if lp.HasField('ignore_label') else None,
-                               lp.normalization if lp.HasField('normalization') or not lp.HasField('normalize')
-                               else (1 if lp.normalize else 2), layer.softmax_param.axis)
-    if t == 'EuclideanLoss':
-        return EuclideanLoss()
-    if t == 'L1Loss':
-        return L1Loss()
-    if t == 'SigmoidCrossEntropyLoss':
-        return SigmoidCrossEntropyLoss()
-    if t == 'Accuracy':
-        p = layer.accuracy_param
-        return Accuracy(p.top_k, p.axis, p.ignore_label if p.HasField('ignore_label') else None)
     if t == 'BatchNorm':
         p = layer.batch_norm_param
         return BatchNorm(shapes[0][1], p.eps, p.moving_average_fraction,
                          p.use_global_stats if p.HasField('use_global_stats') else None)
     if t in ('Scale', 'Bias'):
-        p = layer.scale_param if t == 'Scale' else layer.bias_param
-        learned = len(shapes) == 1
-        if not learned and shapes[1] is None:
-            raise CaffeLayerError('the second bottom must come from an earlier layer')
-        base = shapes[0]
-        if not learned:  # the factor's shape comes from the second bottom, at ``axis`` of the first
-            axis = p.axis % len(base)
-            return ScaleBias(base, axis, len(shapes[1]), False, t == 'Scale', None,
-                             t == 'Scale' and p.bias_term, getattr(p, 'bias_filler', None))
-        return ScaleBias(base, p.axis, p.num_axes, True, t == 'Scale', p.filler if p.HasField('filler') else None,
-                         t == 'Scale' and p.bias_term,
-                         p.bias_filler if t == 'Scale' and p.HasField('bias_filler') else None)
-    if t == 'Reshape':
-        p = layer.reshape_param
-        return Reshape(p.shape.dim, p.axis, p.num_axes)
+        return _scale_bias(layer, shapes)
     raise UnsupportedLayer(t)

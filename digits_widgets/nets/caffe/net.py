@@ -1,93 +1,48 @@
 """A Caffe prototxt network as a PyTorch module, following DIGITS' conventions.
 
-The dataset supplies the blobs ``data`` (the input batch) and ``label``; Data / Input layers are dropped.
 The train graph holds the layers of phase TRAIN (stage ``train``), the validation graph those of phase TEST
 (stage ``val``), and the deploy graph drops layers excluded from stage ``deploy`` and every loss and accuracy
 layer. All three share one module per layer name, so ``state_dict`` keys are ``<layer>.weight`` and so on.
+The dataset supplies the batch and the label: Data / Input layers are not run, but each graph's batch goes to
+its Data layer's first top (times its ``transform_param.scale``; mean, crop and mirror are the dataset's
+options) and the label to its second; without one, to the net's ``input`` or the first blob the graph reads
+(``data`` in DIGITS' deploy graphs).
 """
 from __future__ import annotations
 
-import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from google.protobuf import text_format
 from torch import Tensor, nn
 
 from ...errors import NetworkError
+from . import blob_layers as B
 from . import layers as L
-from .schema import TEST, TRAIN, NetParameter
+from . import loss_layers as LL
+from .prototxt import included as _included
+from .prototxt import layer_lines, parse_net
+from .schema import TEST, TRAIN
 
-__all__ = ['parse_net', 'CaffeNet', 'CaffeModule', 'build_caffe_network', 'layer_lines']
+__all__ = ['parse_net', 'CaffeNet', 'CaffeModule', 'build_caffe_network', 'layer_lines', 'make_module',
+           'GraphIO']
 
 _INPUT = ' input'  # the batch as given, kept apart from 'data', which in-place layers may overwrite
 _PARAMETER_TYPES = ('Convolution', 'Deconvolution', 'InnerProduct', 'PReLU', 'BatchNorm', 'Scale', 'Bias')
 
 
-def parse_net(text: str, name: str = 'network'):
-    """The NetParameter in ``text``; a syntax error becomes a NetworkError naming the line."""
-    try:
-        return text_format.Parse(text, NetParameter())
-    except text_format.ParseError as exc:
-        line = exc.GetLine()
-        where = f' at line {line}' if line else ''
-        raise NetworkError(f"The Caffe network '{name}' does not parse{where}: {exc}") from None
-
-
-def layer_lines(text: str) -> list[int]:
-    """The line (1-based) of each top-level ``layer`` block, in order (strings and # comments skipped)."""
-    lines, depth, line, i, n = [], 0, 1, 0, len(text)
-    word = re.compile(r'layer\s*:?\s*\{')
-    while i < n:
-        c = text[i]
-        if c == '\n':
-            line += 1
-        elif c == '#':
-            while i < n and text[i] != '\n':
-                i += 1
-            continue
-        elif c in '"\'':
-            j = i + 1
-            while j < n and text[j] != c:
-                j += 2 if text[j] == '\\' else 1
-            line += text.count('\n', i, j)
-            i = j + 1
-            continue
-        elif c == '{':
-            depth += 1
-        elif c == '}':
-            depth -= 1
-        elif depth == 0 and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == '_')):
-            m = word.match(text, i)
-            if m:
-                lines.append(line)
-                line += text.count('\n', i, m.end() - 1)
-                i = m.end() - 1
-                continue
-        i += 1
-    return lines
-
-
-def _rule_matches(rule, phase: int, stages: set[str]) -> bool:
-    if rule.HasField('phase') and rule.phase != phase:
-        return False
-    if any(s not in stages for s in rule.stage):
-        return False
-    return not any(s in stages for s in rule.not_stage)
-
-
-def _included(layer, phase: int, stages: set[str]) -> bool:
-    """Caffe's NetStateRule logic: with include rules, one must match; else no exclude rule may match."""
-    if layer.HasField('phase') and layer.phase != phase:
-        return False
-    if layer.include:
-        return any(_rule_matches(r, phase, stages) for r in layer.include)
-    return not any(_rule_matches(r, phase, stages) for r in layer.exclude)
-
-
 def _module_name(name: str) -> str:
     return name.replace('.', '_') or '_'
+
+
+def make_module(layer, shapes: list) -> nn.Module:
+    """The module for any supported layer type (see ``layers``, ``blob_layers`` and ``loss_layers``)."""
+    if layer.type in B.BLOB_TYPES:
+        return B.make_blob_layer(layer, shapes)
+    if layer.type in LL.LOSS_TYPES or layer.type == 'Accuracy':
+        return LL.make_loss_layer(layer, shapes)
+    return L.make_layer(layer, shapes)
 
 
 @dataclass
@@ -101,35 +56,64 @@ class _Layer:
     loss_weights: list[float]
 
 
+@dataclass
+class GraphIO:
+    """Where one graph takes the batch: ``data`` (times ``scale``, a Data layer's ``transform_param.scale``)
+    and ``label``."""
+    data: str
+    label: str
+    scale: float = 1.0
+
+
+class Blobs(dict):
+    """The blobs of one pass, by name, plus what each layer read and made (``trace``), so the deploy graph can
+    reuse the work of the layers it shares with the pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trace: dict[int, tuple[list[Tensor], list[Tensor]]] = {}
+
+
+def _same(a: Tensor, b: Tensor) -> bool:
+    return a is b or (a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and torch.equal(a, b))
+
+
+_STATES = {'train': (TRAIN, {'train'}), 'val': (TEST, {'val'}), 'deploy': (TEST, {'deploy'})}
+
+
 class CaffeNet(nn.Module):
     """One submodule per layer (under its name). ``forward(x, y)`` runs the graph of the current mode
-    (train: TRAIN phase, eval: TEST phase) and returns ``(output, loss, metrics)``; ``run`` gives every blob."""
+    (train: TRAIN phase, eval: TEST phase) and returns ``(output, loss, metrics)``; ``run`` gives every blob.
 
-    def __init__(self, text: str, input_shape: tuple[int, int, int], name: str = 'network'):
+    As DIGITS does with a classification dataset (``nclasses`` > 0), an InnerProduct without ``num_output`` gets
+    ``nclasses`` outputs and an Accuracy layer whose ``top_k`` exceeds ``nclasses`` is left out."""
+
+    def __init__(self, text: str, input_shape: tuple[int, int, int], name: str = 'network', nclasses: int = 0):
         super().__init__()
         self.net_name = name
         net = parse_net(text, name)
         lines = layer_lines(text)
         self._layers: list[_Layer] = []
         self._specs: dict[str, list] = {}
-        # The dataset's batch and labels: 'data' and 'label', or the tops of the first Data / Input layer
-        # (or the net's first ``input``) when these name them otherwise.
-        self.data_blob, self.label_blob = (list(net.input[:1]) or ['data'])[0], 'label'
-        data_layers = [lp for lp in net.layer if lp.type in L.DATA_TYPES and lp.top]
-        if data_layers:
-            self.data_blob = data_layers[0].top[0]
-            if len(data_layers[0].top) > 1:
-                self.label_blob = data_layers[0].top[1]
-            else:
-                labels = [lp.top[0] for lp in data_layers[1:] if lp.top and lp.top[0] != self.data_blob]
-                self.label_blob = labels[0] if labels else 'label'
+        self.dropped: list[str] = []
+        data_layers = []
         for i, lp in enumerate(net.layer):
             line = lines[i] if i < len(lines) else 0
             if lp.type in L.DATA_TYPES:
+                if lp.top:
+                    data_layers.append(lp)
                 continue
             if not lp.name:
                 raise NetworkError(f"Layer {i + 1} (type {lp.type!r}, line {line}) has no name")
-            is_loss = lp.type in L.LOSS_TYPES
+            if nclasses > 0 and lp.type == 'Accuracy' and lp.accuracy_param.HasField('top_k') \
+                    and lp.accuracy_param.top_k > nclasses:
+                self.dropped.append(lp.name)
+                warnings.warn(f"Caffe network '{name}': layer '{lp.name}' (line {line}) is left out because its "
+                              f"top_k {lp.accuracy_param.top_k} exceeds the {nclasses} classes", stacklevel=2)
+                continue
+            if nclasses > 0 and lp.type == 'InnerProduct' and not lp.inner_product_param.HasField('num_output'):
+                lp.inner_product_param.num_output = int(nclasses)
+            is_loss = lp.type in LL.LOSS_TYPES
             weights = list(lp.loss_weight) or ([1.0] + [0.0] * (len(lp.top) - 1) if is_loss else [])
             self._layers.append(_Layer(i, line, lp, _module_name(lp.name), is_loss, lp.type == 'Accuracy',
                                        weights))
@@ -145,9 +129,9 @@ class CaffeNet(nn.Module):
                 raise NetworkError(self._where(layer) + f" has the name of the {seen.proto.type} layer at line "
                                    f"{seen.line}; layers that share a name share their weights, so give it "
                                    "another name")
-        self.train_graph = [ly for ly in self._layers if _included(ly.proto, TRAIN, {'train'})]
-        self.val_graph = [ly for ly in self._layers if _included(ly.proto, TEST, {'val'})]
-        self.deploy_graph = [ly for ly in self._layers if _included(ly.proto, TEST, {'deploy'})
+        self.train_graph = [ly for ly in self._layers if _included(ly.proto, *_STATES['train'])]
+        self.val_graph = [ly for ly in self._layers if _included(ly.proto, *_STATES['val'])]
+        self.deploy_graph = [ly for ly in self._layers if _included(ly.proto, *_STATES['deploy'])
                              and not ly.is_loss and not ly.is_accuracy]
         for graph in (self.train_graph, self.val_graph, self.deploy_graph):
             keys: set[str] = set()
@@ -158,32 +142,63 @@ class CaffeNet(nn.Module):
                 keys.add(layer.key)
         if not self.deploy_graph:
             raise NetworkError(f"The Caffe network '{name}' has no layer left in its deploy graph")
+        train_io = self._graph_io(net, data_layers, 'train', 'label')
+        self.io = {'train': train_io, 'val': self._graph_io(net, data_layers, 'val', train_io.label)}
+        self.io['deploy'] = self._graph_io(net, data_layers, 'deploy', train_io.label)
+        self.data_blob, self.label_blob = train_io.data, train_io.label
         self.output_blob = self.deploy_graph[-1].proto.top[0] if self.deploy_graph[-1].proto.top else None
         if self.output_blob is None:
             raise NetworkError(self._where(self.deploy_graph[-1]) + ' has no top, so the network has no output')
         self._build(input_shape)
+        self._share_named_params()
 
     def _where(self, layer: _Layer) -> str:
         return f"Layer '{layer.proto.name}' (type {layer.proto.type}, line {layer.line})"
 
+    def _graph_of(self, state: str) -> list[_Layer]:
+        return {'train': self.train_graph, 'val': self.val_graph, 'deploy': self.deploy_graph}[state]
+
+    def _graph_io(self, net, data_layers: list, state: str, label: str) -> GraphIO:
+        """The batch goes to the first top of this graph's first Data / Input layer (the label to its second
+        top, or to another data layer's), else to the net's ``input``, else to the first blob a layer of the
+        graph reads before any layer makes it (DIGITS' deploy input is ``data``)."""
+        mine = [lp for lp in data_layers if _included(lp, *_STATES[state])]
+        if mine:
+            top = mine[0].top
+            if len(top) > 1:
+                label = top[1]
+            else:
+                label = next((lp.top[0] for lp in mine[1:] if lp.top[0] != top[0]), label)
+            scale = mine[0].transform_param.scale if mine[0].HasField('transform_param') else 1.0
+            return GraphIO(top[0], label, float(scale))
+        if net.input:
+            return GraphIO(net.input[0], label)
+        made: set[str] = set()
+        for layer in self._graph_of(state):
+            for bottom in layer.proto.bottom:
+                if bottom not in made and bottom != label:
+                    return GraphIO(bottom, label)
+            made.update(layer.proto.top)
+        return GraphIO('data', label)
+
     def _build(self, input_shape: tuple[int, int, int]) -> None:
         """Create each layer's module from its bottoms' shapes, running zeros through the three graphs."""
-        for graph in (self.train_graph, self.val_graph, self.deploy_graph):
-            blobs: dict[str, Tensor] = {self.data_blob: torch.zeros(2, *input_shape)}
-            for layer in graph:
+        for state in ('train', 'val', 'deploy'):
+            blobs: dict[str, Tensor] = {self.io[state].data: torch.zeros(2, *input_shape)}
+            for layer in self._graph_of(state):
                 bottoms = list(layer.proto.bottom)
                 if any(b not in blobs for b in bottoms):
                     if layer.key not in self._modules and layer.proto.type in _PARAMETER_TYPES:
                         missing = [b for b in bottoms if b not in blobs]
                         raise NetworkError(self._where(layer) + f" reads blob(s) {missing} that no earlier "
-                                           f"layer makes (the dataset gives '{self.data_blob}' and "
-                                           f"'{self.label_blob}')")
+                                           f"layer makes (the dataset gives '{self.io[state].data}' and "
+                                           f"'{self.io[state].label}')")
                     if layer.key in self._modules:
                         continue
                 if layer.key not in self._modules:
                     try:
-                        module = L.make_layer(layer.proto, [tuple(blobs[b].shape) if b in blobs else None
-                                                            for b in bottoms])
+                        module = make_module(layer.proto, [tuple(blobs[b].shape) if b in blobs else None
+                                                           for b in bottoms])
                     except L.CaffeLayerError as exc:
                         raise NetworkError(self._where(layer) + f': {exc}') from None
                     self.add_module(layer.key, module)
@@ -199,6 +214,28 @@ class CaffeNet(nn.Module):
                     raise NetworkError(self._where(layer) + f' fails on its input shapes '
                                        f'{[tuple(blobs[b].shape) for b in bottoms]}: {exc}') from None
 
+    def _share_named_params(self) -> None:
+        """Caffe's ``param { name: ... }``: blobs with one name are one tensor (the first layer's), as the
+        siamese networks need; their shapes must agree."""
+        owners: dict[str, tuple[_Layer, nn.Parameter]] = {}
+        seen: set[str] = set()
+        for layer in self._layers:
+            if layer.key in seen or layer.key not in self._modules:
+                continue
+            seen.add(layer.key)
+            module, specs = self._modules[layer.key], self._specs.get(layer.key, [])
+            for i, (pname, param) in enumerate(list(module.named_parameters(recurse=False))):
+                if i >= len(specs) or not specs[i].name:
+                    continue
+                owner = owners.setdefault(specs[i].name, (layer, param))
+                if owner[1] is param:
+                    continue
+                if owner[1].shape != param.shape:
+                    raise NetworkError(self._where(layer) + f" shares param '{specs[i].name}' with layer "
+                                       f"'{owner[0].proto.name}' (line {owner[0].line}), but its shape "
+                                       f"{tuple(param.shape)} is not {tuple(owner[1].shape)}")
+                setattr(module, pname, owner[1])
+
     def _run_layer(self, layer: _Layer, blobs: dict[str, Tensor], eval_mode: bool = False) -> None:
         module = self._modules[layer.key]
         inputs = [blobs[b] for b in layer.proto.bottom]
@@ -210,24 +247,35 @@ class CaffeNet(nn.Module):
                 module.train()
         else:
             out = module(*inputs)
+        self._store(layer, blobs, inputs, list(out) if isinstance(out, (tuple, list)) else [out])
+
+    def _store(self, layer: _Layer, blobs: dict[str, Tensor], inputs: list[Tensor], outs: list[Tensor]) -> None:
         tops = list(layer.proto.top)
-        if not tops:
-            return
-        if len(tops) != 1:
-            raise NetworkError(self._where(layer) + f' has {len(tops)} tops; this layer type makes one')
-        blobs[tops[0]] = out
+        if len(tops) != len(outs):
+            raise NetworkError(self._where(layer) + f' has {len(tops)} tops; this layer makes {len(outs)}')
+        blobs.update(zip(tops, outs))
+        if isinstance(blobs, Blobs):
+            blobs.trace[layer.index] = (inputs, outs)
 
     def graph(self) -> list[_Layer]:
         return self.train_graph if self.training else self.val_graph
 
+    def graph_io(self) -> GraphIO:
+        """Where the current graph (train or val) takes the batch and the label."""
+        return self.io['train' if self.training else 'val']
+
     def run(self, x: Tensor, y: Tensor | None = None, blobs: dict[str, Tensor] | None = None,
             done: set[int] | None = None) -> tuple[dict[str, Tensor], set[int]]:
-        """Run every layer of the current graph whose bottoms exist; ``label`` exists only when ``y`` is given.
+        """Run every layer of the current graph whose bottoms exist; the label exists only when ``y`` is given.
         Layers already in ``done`` are skipped (so a second call with the label finishes the graph)."""
-        blobs = {self.data_blob: x, _INPUT: x} if blobs is None else blobs
+        io = self.graph_io()
+        if blobs is None:
+            blobs = Blobs()
+            blobs[_INPUT] = x
+            blobs[io.data] = x * io.scale if io.scale != 1 else x
         done = set() if done is None else done
         if y is not None:
-            blobs[self.label_blob] = y
+            blobs[io.label] = y
         for layer in self.graph():
             if layer.index in done or any(b not in blobs for b in layer.proto.bottom):
                 continue
@@ -238,17 +286,29 @@ class CaffeNet(nn.Module):
         return blobs, done
 
     def output_of(self, blobs: dict[str, Tensor]) -> Tensor:
+        """The deploy graph's output for the pass in ``blobs``: its own blob when the pass made it, else the
+        deploy graph run on the same batch, reusing each layer the pass already ran on the same inputs."""
         if self.output_blob in blobs:
             return blobs[self.output_blob]
-        # The deploy output is not in this phase's graph: run the deploy graph on the same input.
-        deploy: dict[str, Tensor] = {self.data_blob: blobs[_INPUT]}
+        trace = blobs.trace if isinstance(blobs, Blobs) else {}
+        deploy: dict[str, Tensor] = {self.io['deploy'].data: blobs[_INPUT]}
         for layer in self.deploy_graph:
-            if all(b in deploy for b in layer.proto.bottom):
+            if not all(b in deploy for b in layer.proto.bottom):
+                continue
+            inputs = [deploy[b] for b in layer.proto.bottom]
+            seen = trace.get(layer.index)
+            if seen is not None and len(seen[0]) == len(inputs) and all(map(_same, inputs, seen[0])):
+                self._store(layer, deploy, inputs, seen[1])
+            else:
                 self._run_layer(layer, deploy)
+        if self.output_blob not in deploy:
+            raise NetworkError(f"The Caffe network '{self.net_name}' does not make its output "
+                               f"'{self.output_blob}' from the input '{self.io['deploy'].data}'")
         return deploy[self.output_blob]
 
     def losses(self, blobs: dict[str, Tensor]) -> tuple[Tensor | None, dict[str, Tensor]]:
-        """The weighted sum of the graph's loss tops and the accuracy tops, from blobs of a full run."""
+        """The weighted sum of the graph's loss tops, and the loss and accuracy tops that are single values
+        (a loss top named ``loss`` is left out of them: that name is the total's)."""
         total: Tensor | None = None
         metrics: dict[str, Tensor] = {}
         for layer in self.graph():
@@ -256,13 +316,9 @@ class CaffeNet(nn.Module):
                 if weight and top in blobs:
                     part = blobs[top].sum() * weight
                     total = part if total is None else total + part
-            if layer.is_loss:  # each loss top is charted too, except one named like the total itself
+            if layer.is_loss or layer.is_accuracy:
                 for top in layer.proto.top:
-                    if top in blobs and top != 'loss':
-                        metrics[top] = blobs[top].detach().reshape(())
-            if layer.is_accuracy:
-                for top in layer.proto.top:
-                    if top in blobs:
+                    if top in blobs and blobs[top].numel() == 1 and not (layer.is_loss and top == 'loss'):
                         metrics[top] = blobs[top].detach().reshape(())
         return total, metrics
 
@@ -273,11 +329,16 @@ class CaffeNet(nn.Module):
 
     def param_groups(self, base_lr: float, weight_decay: float) -> list[dict]:
         """Optimizer groups from each layer's ``param { lr_mult decay_mult }`` (the i-th spec for its i-th
-        blob: weight, then bias). ``lr_mult: 0`` freezes the blob (``requires_grad`` False, no group)."""
+        blob: weight, then bias). ``lr_mult: 0`` freezes the blob (``requires_grad`` False, no group); a blob
+        shared by name is in one group, with its first layer's multipliers."""
         groups: list[dict] = []
+        placed: set[int] = set()
         for key, module in self._modules.items():
             specs = self._specs.get(key, [])
             for i, (pname, param) in enumerate(module.named_parameters(recurse=False)):
+                if id(param) in placed:
+                    continue
+                placed.add(id(param))
                 lr_mult = specs[i].lr_mult if i < len(specs) else 1.0
                 decay_mult = specs[i].decay_mult if i < len(specs) else 1.0
                 if lr_mult == 0:
@@ -342,9 +403,7 @@ def _add_net(module, state_dict, prefix, local_metadata, strict, missing, unexpe
         state_dict[head + key[len(prefix):]] = state_dict.pop(key)
 
 
-_KNOWN = ('Convolution', 'Deconvolution', 'InnerProduct', 'Pooling', 'ReLU', 'PReLU', 'Sigmoid', 'TanH', 'Power',
-          'Dropout', 'LRN', 'Concat', 'Eltwise', 'Flatten', 'Softmax', 'Accuracy', 'BatchNorm', 'Scale', 'Bias',
-          'Reshape') + L.LOSS_TYPES
+_KNOWN = L.LAYER_TYPES + B.BLOB_TYPES + LL.LOSS_TYPES + ('Accuracy',)
 
 
 def build_caffe_network(text: str, input_shape: tuple[int, int, int], nclasses: int = 0,
@@ -358,7 +417,7 @@ def build_caffe_network(text: str, input_shape: tuple[int, int, int], nclasses: 
     from ..network import Network, TrainableNet, _dry_run, _shape
 
     shape = _shape(input_shape)
-    net = CaffeNet(text, shape, name)
+    net = CaffeNet(text, shape, name, int(nclasses))
     net.freeze()
     inner = CaffeModule(net)
     module = TrainableNet(inner, 'module', inner.loss, None, int(nclasses))

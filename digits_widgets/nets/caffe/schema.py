@@ -89,6 +89,7 @@ _MESSAGES = {
     'BatchNormParameter': [('use_global_stats', 1, 'bool', O, None),
                            ('moving_average_fraction', 2, 'float', O, 0.999), ('eps', 3, 'float', O, 1e-5)],
     'CropParameter': [('axis', 1, 'int32', O, 2), ('offset', 2, 'uint32', R, None)],
+    'ContrastiveLossParameter': [('margin', 1, 'float', O, 1), ('legacy_version', 2, 'bool', O, False)],
     'PythonParameter': [('module', 1, 'string', O, None), ('layer', 2, 'string', O, None),
                         ('param_str', 3, 'string', O, ''), ('share_in_parallel', 4, 'bool', O, False)],
     'LayerParameter': [
@@ -99,6 +100,7 @@ _MESSAGES = {
         ('include', 8, 'NetStateRule', R, None), ('exclude', 9, 'NetStateRule', R, None),
         ('transform_param', 100, 'TransformationParameter', O, None),
         ('loss_param', 101, 'LossParameter', O, None), ('accuracy_param', 102, 'AccuracyParameter', O, None),
+        ('contrastive_loss_param', 105, 'ContrastiveLossParameter', O, None),
         ('concat_param', 104, 'ConcatParameter', O, None),
         ('convolution_param', 106, 'ConvolutionParameter', O, None),
         ('data_param', 107, 'DataParameter', O, None), ('dropout_param', 108, 'DropoutParameter', O, None),

@@ -60,6 +60,11 @@ class ModelJob(Job):
         raise JobError(f"Pretrained_model for the selected epoch doesn't exist: epoch {snapshot} "
                        f"(snapshots: {have})")
 
+    def export_caffemodel(self, path: "str | Path", snapshot: "str | float | None" = None) -> Path:
+        """A snapshot's weights as a Caffe .caffemodel (prototxt networks only), for Caffe or DIGITS to load."""
+        from .pretrained import export_job_caffemodel
+        return export_job_caffemodel(self, path, snapshot)
+
     # ---- steering --------------------------------------------------------------------------------
     def _control(self, name: str, on: bool) -> None:
         p = self.path(CONTROL, name)

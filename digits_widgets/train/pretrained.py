@@ -1,7 +1,9 @@
 """Loading pretrained weights by parameter name: DIGITS' "freezing by renaming", done honestly.
 
 Tensors whose name and shape match are loaded; the rest keep their fresh initialisation and are listed
-in the report, so renaming (or reshaping) a layer is how you ask for it to be retrained.
+in the report, so renaming (or reshaping) a layer is how you ask for it to be retrained. A Caffe
+``.caffemodel`` loads into a prototxt network by layer name as Caffe did (a reshaped same-named layer is an
+error there, as in DIGITS), and a model job's snapshot exports back to one.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import JobError, OptionError
+from ..nets.caffe.weights import CaffemodelError, export_caffemodel, load_caffemodel, looks_like_caffemodel
 from ..store.jobs import find_job
 from . import records
 
@@ -35,8 +38,14 @@ def resolve_snapshot(source: str) -> Path:
 
 
 def load_pretrained(model: nn.Module, source: str) -> str:
-    """Copy matching tensors from a snapshot into ``model``; return a report of what was skipped."""
+    """Copy matching tensors from a snapshot (or a Caffe caffemodel) into ``model``; return a report of what
+    was loaded and skipped."""
     path = resolve_snapshot(source)
+    if looks_like_caffemodel(path):
+        try:
+            return str(load_caffemodel(model, path))
+        except CaffemodelError as exc:
+            raise OptionError(f"pretrained: {exc}", field="pretrained") from None
     state = records.load(path)
     state = state.get("model", state)
     own = model.state_dict()
@@ -58,3 +67,23 @@ def load_pretrained(model: nn.Module, source: str) -> str:
     if fresh:
         lines.append("Freshly initialised (not in the snapshot): " + ", ".join(fresh))
     return "\n".join(lines)
+
+
+def export_job_caffemodel(job, path: str | Path, snapshot: "str | float | None" = None) -> Path:
+    """A model job's snapshot (``None``: the last) written as a Caffe .caffemodel; the job's network must be
+    Caffe prototxt. The network is rebuilt for the job's dataset as training built it."""
+    from ..nets.network import build_for_input
+
+    ds = job.dataset
+    h, w, c = ds.feature_shape
+    opts = job.options
+    definition = job.network_object if job.network_object is not None else job.network_source()
+    maps = ds.label_shape if ds.task == "segmentation" else None
+    net, _ = build_for_input(definition, (c, h, w), ds.nclasses, dict(opts.params), job.name, opts.crop,
+                             label_shape=maps)
+    state = records.load(job.snapshot_path(snapshot))
+    net.module.load_state_dict(state.get("model", state))
+    try:
+        return export_caffemodel(net, path)
+    except CaffemodelError as exc:
+        raise JobError(f"Model {job.name!r} cannot be exported as a caffemodel: {exc}") from None

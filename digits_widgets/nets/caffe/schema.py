@@ -1,6 +1,9 @@
 """The subset of Caffe's ``caffe.proto`` (NetParameter and the layer parameters we read), built at runtime.
 
-Field numbers, types and defaults are Caffe's, so prototxt written for Caffe / NVcaffe parses unchanged.
+Field numbers, types and defaults are Caffe's, so prototxt written for Caffe / NVcaffe parses unchanged, and
+``.caffemodel`` files (binary NetParameter) read and write as Caffe's do. ``CaffeModel`` is NetParameter plus its
+deprecated V1 ``layers`` field, for reading old caffemodels only: the text schema leaves ``layers`` out, so a V1
+prototxt is refused at parse time naming the field.
 """
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 _F = descriptor_pb2.FieldDescriptorProto
 _T = {'int32': _F.TYPE_INT32, 'int64': _F.TYPE_INT64, 'uint32': _F.TYPE_UINT32, 'float': _F.TYPE_FLOAT,
-      'bool': _F.TYPE_BOOL, 'string': _F.TYPE_STRING}
+      'double': _F.TYPE_DOUBLE, 'bool': _F.TYPE_BOOL, 'string': _F.TYPE_STRING}
 _PKG = 'caffe'
 
 # message name -> [(field, number, type, 'repeated'|'optional', default)]; a type that is not scalar names a
@@ -21,12 +24,25 @@ _ENUMS = {
     'FillerParameter.VarianceNorm': [('FAN_IN', 0), ('FAN_OUT', 1), ('AVERAGE', 2)],
     'LossParameter.NormalizationMode': [('FULL', 0), ('VALID', 1), ('BATCH_SIZE', 2), ('NONE', 3)],
     'DataParameter.DB': [('LEVELDB', 0), ('LMDB', 1)],
+    'V1LayerParameter.LayerType': [
+        ('NONE', 0), ('ABSVAL', 35), ('ACCURACY', 1), ('ARGMAX', 30), ('BNLL', 2), ('CONCAT', 3),
+        ('CONTRASTIVE_LOSS', 37), ('CONVOLUTION', 4), ('DATA', 5), ('DECONVOLUTION', 39), ('DROPOUT', 6),
+        ('DUMMY_DATA', 32), ('EUCLIDEAN_LOSS', 7), ('ELTWISE', 25), ('EXP', 38), ('FLATTEN', 8), ('HDF5_DATA', 9),
+        ('HDF5_OUTPUT', 10), ('HINGE_LOSS', 28), ('IM2COL', 11), ('IMAGE_DATA', 12), ('INFOGAIN_LOSS', 13),
+        ('INNER_PRODUCT', 14), ('LRN', 15), ('MEMORY_DATA', 29), ('MULTINOMIAL_LOGISTIC_LOSS', 16), ('MVN', 34),
+        ('POOLING', 17), ('POWER', 26), ('RELU', 18), ('SIGMOID', 19), ('SIGMOID_CROSS_ENTROPY_LOSS', 27),
+        ('SILENCE', 36), ('SOFTMAX', 20), ('SOFTMAX_LOSS', 21), ('SPLIT', 22), ('SLICE', 33), ('TANH', 23),
+        ('WINDOW_DATA', 24), ('THRESHOLD', 31)],
 }
+# repeated numeric fields that Caffe declares [packed = true] (how caffemodels are written)
+_PACKED = {('BlobShape', 'dim'), ('BlobProto', 'data'), ('BlobProto', 'diff'), ('BlobProto', 'double_data'),
+           ('BlobProto', 'double_diff')}
 O, R = 'optional', 'repeated'
 _MESSAGES = {
     'BlobShape': [('dim', 1, 'int64', R, None)],
     'BlobProto': [('shape', 7, 'BlobShape', O, None), ('data', 5, 'float', R, None),
-                  ('diff', 6, 'float', R, None), ('num', 1, 'int32', O, 0), ('channels', 2, 'int32', O, 0),
+                  ('diff', 6, 'float', R, None), ('double_data', 8, 'double', R, None),
+                  ('double_diff', 9, 'double', R, None), ('num', 1, 'int32', O, 0), ('channels', 2, 'int32', O, 0),
                   ('height', 3, 'int32', O, 0), ('width', 4, 'int32', O, 0)],
     'FillerParameter': [('type', 1, 'string', O, 'constant'), ('value', 2, 'float', O, 0),
                         ('min', 3, 'float', O, 0), ('max', 4, 'float', O, 1), ('mean', 5, 'float', O, 0),
@@ -116,6 +132,14 @@ _MESSAGES = {
     'NetParameter': [('name', 1, 'string', O, None), ('input', 3, 'string', R, None),
                      ('input_shape', 8, 'BlobShape', R, None), ('input_dim', 4, 'int32', R, None),
                      ('force_backward', 5, 'bool', O, False), ('layer', 100, 'LayerParameter', R, None)],
+    # Old caffemodels: V1 layers (2014-2015) and the V0 layer some of them wrap; weights and names only.
+    'V0LayerParameter': [('name', 1, 'string', O, None), ('type', 2, 'string', O, None),
+                         ('blobs', 50, 'BlobProto', R, None)],
+    'V1LayerParameter': [('bottom', 2, 'string', R, None), ('top', 3, 'string', R, None),
+                         ('name', 4, 'string', O, None), ('type', 5, 'V1LayerParameter.LayerType', O, None),
+                         ('blobs', 6, 'BlobProto', R, None), ('layer', 1, 'V0LayerParameter', O, None)],
+    'CaffeModel': [('name', 1, 'string', O, None), ('layer', 100, 'LayerParameter', R, None),
+                   ('layers', 2, 'V1LayerParameter', R, None)],
 }
 
 
@@ -153,7 +177,7 @@ def _build() -> dict[str, type]:
             else:
                 field.type = _F.TYPE_MESSAGE
                 field.type_name = f'.{_PKG}.{ftype}'
-            if ftype == 'float' and label == R and fname in ('data', 'diff'):
+            if (mname, fname) in _PACKED:
                 field.options.packed = True
             if default is not None and label != R:
                 field.default_value = _default_text(default)
@@ -166,4 +190,5 @@ def _build() -> dict[str, type]:
 MESSAGES = _build()
 NetParameter = MESSAGES['NetParameter']
 LayerParameter = MESSAGES['LayerParameter']
+CaffeModel = MESSAGES['CaffeModel']
 TRAIN, TEST = 0, 1

@@ -4,6 +4,7 @@ Each call creates a job directory and returns the job at once; the work runs in 
 that reports progress (done / total, rate, ETA) and can be aborted. Bad input ends the job in Error
 with a message naming the file or field, and whatever it had written is removed first, so no partial
 database is ever mistaken for a good one. ``job.wait()`` blocks and re-raises that error.
+``generic`` ("Other": existing LMDBs, DIGITS classification DBs with their labels.txt) lives in ``other.py``.
 """
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import DatasetError, DbError, DigitsError, ImageError
+from ..errors import DatasetError, ImageError
 from ..store.jobs import Job, create_job
-from ..store.lmdb_db import open_db, read_mean
 from . import generators, images, sources
 from .dataset import DatasetJob
+from .other import generic
 from .writer import Encoded, SplitWriter, encode_entry, remove_outputs, save_mean, write_split
 
 OUTPUTS = ("train_db", "val_db", "test_db", "mean.binaryproto", "mean.png", "labels.txt")
@@ -181,7 +182,7 @@ def _write_splits(job: Job, splits: dict[str, list], load, encode, *, with_label
     info: dict = {"splits": info_splits, "feature_shape": feature_shape, "label_shape": label_shape,
                   "mean_file": None, "label_max": label_max if label_max >= 0 else None}
     if mean is not None:
-        info["mean_file"] = save_mean(job, mean)
+        info["mean_file"] = save_mean(job, mean, f"{mean_split}_db")
     counts = ", ".join(f"{k} {v['count']}" for k, v in info_splits.items())
     job.log(f"Done: {counts}", "create.log")
     return info
@@ -341,86 +342,6 @@ def _run_gradients(job: Job, *, train_count, val_count, test_count, image_size, 
     encode = partial(encode_entry, feature_encoding=feature_encoding, label_encoding=None, classification=False)
     info = _write_splits(job, splits, load, encode, with_labels=True, mean_split="train")
     job.update_info(task="regression", **info)
-
-
-# ---- "Other": existing LMDBs ----------------------------------------------------------------------
-def generic(name: str, train_features: str, train_labels: str | None = None, val_features: str | None = None,
-            val_labels: str | None = None, mean_file: str | None = None,
-            force_same_shape: bool = True) -> DatasetJob:
-    """Images > Other: register existing LMDBs (DIGITS-written ones too) without copying them."""
-    params = {k: (str(Path(v).expanduser().resolve()) if isinstance(v, (str, Path)) and k != "name" else v)
-              for k, v in locals().items() if k != "name"}
-    job = create_job("dataset", "generic", name, params, parents=_parent_datasets(params))
-    return job.start(lambda j: _run_generic(j, **params))  # never removes anything: the files are the user's
-
-
-def _parent_datasets(params: dict) -> list[str]:
-    """Datasets whose databases this one points into: deleting them would break it."""
-    from ..store.jobs import iter_jobs
-    paths = [Path(v) for k, v in params.items() if isinstance(v, str)]
-    return [j.id for j in iter_jobs() if j.kind == "dataset" and any(j.dir in p.parents for p in paths)]
-
-
-def _check_db(path: str | None, field: str, force_same_shape: bool):
-    if path is None:
-        return None, None
-    try:
-        db = open_db(path)
-    except DbError as exc:
-        raise DatasetError(f"{field}: {exc}", field=field) from None
-    if len(db) == 0:
-        raise DatasetError(f"{field}: {path} is empty", field=field)
-    try:
-        shape = db[0].shape
-        if force_same_shape:
-            for i in range(1, len(db)):
-                if db[i].shape != shape:
-                    raise DatasetError(f"{field}: entry {db.key(i)} has shape {db[i].shape}, entry {db.key(0)} "
-                                       f"has {shape} (pass force_same_shape=False to allow this)", field=field)
-    except DigitsError as exc:
-        if isinstance(exc, DatasetError):
-            raise
-        raise DatasetError(f"{field}: {path} holds entries that do not decode: {exc}", field=field) from None
-    return db, shape
-
-
-def _run_generic(job: Job, *, train_features, train_labels, val_features, val_labels, mean_file,
-                 force_same_shape) -> None:
-    if val_labels and not val_features:
-        raise DatasetError("val_labels given without val_features", field="val_features")
-    splits, feature_shape, label_shape = {}, None, None
-    for split, fpath, lpath in (("train", train_features, train_labels), ("val", val_features, val_labels)):
-        fdb, fshape = _check_db(fpath, f"{split}_features", force_same_shape)
-        if fdb is None:
-            continue
-        ldb, lshape = _check_db(lpath, f"{split}_labels", force_same_shape)
-        if ldb is not None:
-            fkeys, lkeys = [fdb.key(i) for i in range(len(fdb))], [ldb.key(i) for i in range(len(ldb))]
-            if fkeys != lkeys:
-                missing = sorted(set(fkeys) ^ set(lkeys))[:3]
-                raise DatasetError(f"{split} features ({len(fkeys)} entries) and labels ({len(lkeys)} entries) "
-                                   f"do not have the same keys (e.g. {missing}); each feature needs the label "
-                                   "stored under the same key", field=f"{split}_labels")
-        if feature_shape is None:
-            feature_shape, label_shape = fshape, lshape
-        elif force_same_shape and fshape != feature_shape:
-            raise DatasetError(f"{split} features have shape {fshape} but train features have {feature_shape}",
-                               field=f"{split}_features")
-        splits[split] = {"features": fpath, "labels": lpath, "count": len(fdb)}
-        job.report_progress(len(splits), 2, split)
-    if mean_file:
-        try:
-            mean = read_mean(mean_file)
-        except DigitsError as exc:
-            raise DatasetError(f"mean_file: {exc}", field="mean_file") from None
-        hwc = tuple(feature_shape) if len(feature_shape) == 3 else (*feature_shape, 1)
-        if mean.shape != hwc:
-            raise DatasetError(f"mean_file {mean_file} has shape {mean.shape} but the images are {hwc}",
-                               field="mean_file")
-    fshape = list(feature_shape) + ([1] if len(feature_shape) == 2 else [])
-    job.update_info(task="generic", splits=splits, feature_shape=fshape,
-                    label_shape=list(label_shape) if label_shape is not None else None,
-                    mean_file=mean_file or None)
 
 
 def generate_triangles(out_dir: str, count: int = 10000, size: int = 32, grid: int = 10,

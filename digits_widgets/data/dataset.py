@@ -6,7 +6,8 @@ Every kind of dataset (classification, processing, segmentation, gradients, "Oth
     info = {"task": "classification" | "regression" | "processing" | "segmentation" | "generic",
             "splits": {"train": {"features": PATH, "labels": PATH | None, "count": N}, "val": ..., "test": ...},
             "feature_shape": [H, W, C], "label_shape": [...] | None, "mean_file": PATH | None,
-            "labels": [class names] (classification), "palette": [768 ints] | None, "class_names": [...] | None}
+            "labels": [class names] (classification), "palette": [768 ints] | None, "class_names": [...] | None,
+            "labels_file": PATH ("Other" classification), "note": a line for the summary | None}
 
 Paths inside the job directory are stored relative to it; "Other" datasets store absolute paths.
 """
@@ -141,6 +142,8 @@ class DatasetJob(Job):
             lines.append(f"  {len(self.labels)} classes: {shown}")
         if self.mean_path:
             lines.append(f"  mean: {self.mean_path}")
+        if self.info.get("note"):   # e.g. a classification DB registered without its labels.txt
+            lines.append(f"  note: {self.info['note']}")
         return "\n".join(lines)
 
     def _repr_pretty_(self, p, cycle) -> None:  # IPython shows the summary, not the object address

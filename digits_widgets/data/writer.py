@@ -159,9 +159,15 @@ def write_split(job: Job, writer: SplitWriter, items: Sequence, load: Callable[[
     return done
 
 
-def save_mean(job: Job, mean: np.ndarray) -> str:
-    """mean.binaryproto (BlobProto, DIGITS layout) and a viewable mean.png in the job directory."""
+def save_mean(job: Job, mean: np.ndarray, db_dir: str | None = None) -> str:
+    """mean.binaryproto (BlobProto, DIGITS layout) and a viewable mean.png in the job directory.
+
+    ``db_dir`` (e.g. ``train_db``) gets a copy of the mean too: DIGITS' classification jobs keep it at the
+    root, its generic ones in ``train_db/``, and tools written for either look in their own place.
+    """
     write_mean(job.path("mean.binaryproto"), mean, png_path=job.path("mean.png"))
+    if db_dir is not None:
+        write_mean(job.path(f"{db_dir}/mean.binaryproto"), mean)
     return "mean.binaryproto"
 
 

@@ -234,11 +234,10 @@ class TrainingPanel(widgets.VBox):
         self.abort_button.on_click(lambda _: self._act(self.job.abort))
         self.pause_button.on_click(lambda _: self._act(self.job.pause))
         self.resume_button.on_click(lambda _: self._act(self._resume))
-        super().__init__(children=[
-            self.title, self.figure, self.lr_figure,
-            widgets.HBox([self.progress, self.progress_label]),
-            widgets.HBox([self.abort_button, self.pause_button, self.resume_button, self.message]),
-            self.status, self.log_html])
+        self._below_charts = (widgets.HBox([self.progress, self.progress_label]),
+                              widgets.HBox([self.abort_button, self.pause_button, self.resume_button, self.message]),
+                              self.status, self.log_html)
+        super().__init__(children=[self.title, self.figure, self.lr_figure, *self._below_charts])
         self._synced = (self.title, self.progress, self.progress_label, self.status, self.log_html,
                         self.abort_button, self.pause_button, self.resume_button)
         self._pump = pump or get_pump()
@@ -412,8 +411,11 @@ class TrainingPanel(widgets.VBox):
         """One set of curves: the live charts while the job runs (or when no PNG output is shown), the PNG
         alone once it has ended and the panel's PNG output shows it."""
         png_shown = self._displayed and self._shown_final is not None
-        for figure in (self.figure, self.lr_figure):
-            figure.layout.display = "none" if png_shown else None
+        # Out of the children, not display:none: bqplot lays a hidden figure out at zero size and the
+        # browser logs "<rect> attribute width: A negative value" (0 minus the margins) for every redraw.
+        children = (self.title, *(() if png_shown else (self.figure, self.lr_figure)), *self._below_charts)
+        if tuple(self.children) != children:
+            self.children = children
 
     def _ipython_display_(self) -> None:
         from IPython.display import display

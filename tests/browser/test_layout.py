@@ -9,6 +9,7 @@ One notebook, in a real JupyterLab:
      count tick), its texts do not overlap and stay inside the figure; the picture strip does not repeat
      the input the view already shows.
   2. Test DB: the result cards all have the same width.
+  3. The panel of the ended job shown again: the PNG alone, and no console error from hidden charts.
 Screenshots go to test-artifacts/layout_*.png for a person to look at. Every wait is for a condition.
 """
 from __future__ import annotations
@@ -41,8 +42,9 @@ CELLS = [
     "db = model.test()\n"
     "db.test_db(limit=8)\n"
     "db",
+    "dw.job(model.id).show()   # an ended job's panel: the PNG, its live charts hidden from the start",
 ]
-PANEL, TEST_ONE, TEST_DB = 0, 1, 2
+PANEL, TEST_ONE, TEST_DB, ENDED = 0, 1, 2, 3
 
 # Every visible <text> of each bqplot figure under ``root``: its string and on-screen box, plus the figure's box.
 _JS_FIGURE_TEXTS = r"""
@@ -164,4 +166,12 @@ def test_charts_and_layer_views_are_readable(page, lab, nb_dir, stopwatch):
         widths = out.locator(".dw-result-card").evaluate_all("(els) => els.map((e) => e.getBoundingClientRect().width)")
         assert len(widths) == 8, f"expected 8 result cards, found {len(widths)}"
         assert max(widths) - min(widths) < 1, f"result cards differ in width: {widths}"
+
+    with stopwatch("an ended job's panel"):
+        run_cell(page, ENDED, timeout=60)
+        out = _cell(page, ENDED).locator(".jp-OutputArea")
+        expect(out.locator("img").first).to_be_visible()   # the curves' PNG
+        expect(out.get_by_text("Aborted").first).to_be_visible()
+        assert not _figures(page, ENDED), "the live charts show beside the PNG"
+    # no console errors either: a chart drawn while hidden logged "<rect> attribute width: ... (-150)"
     assert_no_widget_errors(page)

@@ -67,7 +67,7 @@ def test_defaults_match_digits():
     assert s["colormap_method"] == "label" and s["class_labels_file"] is None
     o = values(form, "other")
     assert o == {"train_features": None, "train_labels": None, "val_features": None, "val_labels": None,
-                 "force_same_shape": True, "mean_file": None}
+                 "force_same_shape": True, "mean_file": None, "labels_file": None}
     assert values(form, "gradients") == {"train_count": 1000, "val_count": 250, "test_count": 0, "width": 32,
                                          "height": 32, "feature_encoding": "png"}
     # DIGITS' help texts ride along as tooltips
@@ -265,6 +265,34 @@ def test_classification_from_folder_via_form(class_folder):
     get_pump().tick()
     assert job.labels == ["big cat", "bird", "dog"] and job.feature_shape == (6, 8, 1)
     assert "3: big cat, bird, dog" in form.view.summary.children[0].value
+
+
+def test_other_tab_registers_a_classification_db_with_its_labels_file(class_folder, tmp_path):
+    src = dw.datasets.classification("animals", str(class_folder), image_size=6, pct_val=25, seed=0)
+    assert src.wait() == "Done"
+    form = DatasetForm(name="animals again").select("other")
+    o = form.fields["other"]
+    type_into(o["train_features"], src.db_path("train"))
+    hint = o["train_features"].message_text
+    assert hint.startswith(f"{src.count('train')} entries, shape 6x6x3 (WxHxC); class labels in its Datums")
+    assert str(src.dir / "labels.txt") in hint, "the labels.txt DIGITS keeps beside train_db is pointed at"
+    short = tmp_path / "short.txt"
+    short.write_text("big cat\nbird\n")
+    type_into(o["labels_file"], short)
+    assert o["labels_file"].verdict.level == ERROR and "label 2" in o["labels_file"].message_text
+    assert form.create_button.disabled
+    type_into(o["labels_file"], src.dir / "labels.txt")
+    assert o["labels_file"].message_text == "3 classes: big cat, bird, dog"
+    type_into(o["train_labels"], src.db_path("val"))
+    assert "clear the Labels LMDB fields" in o["labels_file"].message_text   # re-checked when labels change
+    type_into(o["train_labels"], "")
+    assert o["labels_file"].verdict.level == OK and not form.problems()
+    fn, kw = form.arguments()
+    assert fn is dw.datasets.generic and kw["labels_file"] == str(src.dir / "labels.txt")
+    job = form.create()
+    assert job is not None and job.wait() == "Done"
+    assert job.task == "classification" and job.labels == ["big cat", "bird", "dog"]
+    assert job.mean_path == src.dir / "train_db" / "mean.binaryproto", "Mean Image blank: the one beside the DB"
 
 
 def test_a_seeded_form_makes_the_same_split_each_time(class_folder):

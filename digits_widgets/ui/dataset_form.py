@@ -13,10 +13,11 @@ from typing import Callable
 
 import ipywidgets as w
 
-from ..data import create as datasets
+from ..data import classdb, create as datasets
 from ..data.dataset import DatasetJob
 from ..data.sources import read_labels_file
 from ..errors import DigitsError
+from ..store.lmdb_db import open_db
 from .dataset_view import DatasetView
 from .fields import (ERROR, OK, Field, NumberField, Verdict, bool_field, choice_field, class_folder_check,
                      colormap_check, count_text, images_check, list_file_check, lmdb_check, mean_check, path_field,
@@ -46,6 +47,10 @@ SEG_LABEL_HELP = LABEL_FOLDER_HELP + (" Label images are expected to be single-c
                                       "to be specified through a separate text file.")
 CHECK_SHAPE_HELP = "Check that each entry in the database has the same shape (can be time-consuming)"
 SAME_SHAPE_HELP = CHECK_SHAPE_HELP + ". Disabling this will also disable mean image computation."
+OTHER_LABELS_HELP = ("Optional: for a DIGITS classification DB (the class in each Datum, keys %08d_<label>), its "
+                     "labels.txt. " + LABELS_HELP + " Given, the dataset trains classifiers (and a mean.binaryproto "
+                     "beside the DB is used when Mean Image is blank); left blank, the images are unlabelled, "
+                     "e.g. for an autoencoder.")
 LIST_HELP = ("A text file with one '<image path> <integer label>' per line; relative paths are read from the "
              "images folder below, else from the list file's folder.")
 
@@ -230,13 +235,44 @@ class DatasetForm(w.VBox):
                                           f"{hwc[1]}x{hwc[0]}x{hwc[2]}")
             return mine
 
+        def classes_of(path: str) -> Verdict:
+            """Training Images, plus what its Datums say: a DIGITS classification DB wants its labels.txt."""
+            mine = lmdb_check(path)
+            if mine.level == ERROR:
+                return mine
+            db = open_db(resolve(path))
+            try:
+                hint = classdb.describe(db)
+            finally:
+                db.close()
+            return Verdict(mine.level, f"{mine.text}; {hint}", mine.data) if hint else mine
+
+        def labels_file_check(path: str) -> Verdict:
+            if not (f["train_labels"].blank and f["val_labels"].blank):
+                return Verdict(ERROR, "A labels file is for a classification DB, whose labels are in its Datums; "
+                                      "clear the Labels LMDB fields, or this one")
+            names = read_labels_file(resolve(path))
+            if f["train_features"].data:
+                db = open_db(resolve(f["train_features"].value))
+                try:
+                    top = max(db.label(i) for i in range(min(classdb.SAMPLE, len(db))))
+                finally:
+                    db.close()
+                if top >= len(names):
+                    return Verdict(ERROR, f"The training DB has label {top} but this file names only "
+                                          f"{len(names)} classes")
+            return Verdict(OK, f"{count_text(len(names), False, 'class', 'classes')}: "
+                               f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}", names)
+
         lmdb = "/path/to/train_db"
-        f["train_features"] = path_field("Training Images", required=True, check=lmdb_check, placeholder=lmdb,
+        f["train_features"] = path_field("Training Images", required=True, check=classes_of, placeholder=lmdb,
                                          help="An LMDB of images (a folder holding data.mdb).")
         f["train_labels"] = path_field("Training Labels", check=labels_of("train_features"), placeholder=lmdb,
                                        help="Optional: an LMDB of labels, one under each image's key.")
         f["val_features"] = path_field("Validation Images", check=lmdb_check, placeholder=lmdb)
         f["val_labels"] = path_field("Validation Labels", check=labels_of("val_features"), placeholder=lmdb)
+        f["labels_file"] = path_field("Labels file (classification)", check=labels_file_check,
+                                      placeholder="/path/to/labels.txt", help=OTHER_LABELS_HELP)
         f["force_same_shape"] = choice_field("Enforce same shape", YES_NO, True, help=CHECK_SHAPE_HELP)
         f["mean_file"] = path_field("Mean Image", check=mean_of, placeholder="/path/to/mean.binaryproto",
                                     help="Path to a .binaryproto file on the server")
@@ -260,7 +296,8 @@ class DatasetForm(w.VBox):
                "pct_val": ("pct_test",), "folder": ("val_folder", "test_folder"),
                "list_folder": ("train_list", "val_list", "test_list"), "train_list": ("labels_file",),
                "feature_folder": ("label_folder",), "val_feature_folder": ("val_label_folder",),
-               "train_features": ("train_labels", "mean_file"), "val_features": ("val_labels",)}
+               "train_features": ("train_labels", "mean_file", "labels_file"), "val_features": ("val_labels",),
+               "train_labels": ("labels_file",), "val_labels": ("labels_file",)}
 
     @property
     def tab(self) -> str:

@@ -199,6 +199,9 @@ def parser() -> argparse.ArgumentParser:
                    help="The dataset job: its id, its name, or a variable holding a DatasetJob.")
     p.add_argument("--group", default=argparse.SUPPRESS, metavar="GROUP",
                    help="DIGITS' optional group name, which gathers jobs in the jobs panel.")
+    p.add_argument("--framework", choices=("pytorch", "caffe", "torch"), default=argparse.SUPPRESS,
+                   help="The cell's language: pytorch (Python), caffe (prototxt) or torch (Torch7 Lua, "
+                        "needs pip install digits_widgets[torch7]); unset: recognised from the text.")
     p.add_argument("--no-train", dest="no_train", action="store_true",
                    help="Create the job without starting it (start it later with job.resume()).")
     hints = typing.get_type_hints(TrainOptions)
@@ -271,12 +274,23 @@ class CellNetworkError(NetworkError):
         return lines
 
 
-def _compile_cell(cell: str, name: str) -> None:
-    """Raise the cell's SyntaxError the way the trainer would report it, with the cell's line numbers."""
-    from .nets.pasted import is_caffe_prototxt
-    from .nets.source import network_error, source_filename
+_FRAMEWORK_NAMES = {"pytorch": "Python (PyTorch)", "caffe": "a Caffe prototxt", "torch": "Torch7 Lua"}
 
-    if is_caffe_prototxt(cell):  # not Python: the build parses it and names the line of any error
+
+def _compile_cell(cell: str, name: str, framework: str | None = None) -> None:
+    """Raise the cell's SyntaxError the way the trainer would report it, with the cell's line numbers; with
+    ``--framework``, a NetworkError when the cell does not read as that language (the trainer recognises the
+    language from the text, so the two must agree)."""
+    from .nets.source import network_error, source_filename
+    from .nets.torch7 import framework_of
+
+    found = framework_of(cell)
+    if framework is not None and found != framework:
+        hint = (" A Torch7 network ends with `return function(params) ... end`." if framework == "torch"
+                else "")
+        raise NetworkError(f"--framework {framework}: the network '{name}' reads as {_FRAMEWORK_NAMES[found]}, "
+                           f"not {_FRAMEWORK_NAMES[framework]}.{hint}")
+    if found != "pytorch":  # not Python: the build parses it and names the line of any error
         return
     filename = source_filename(name)
     linecache.cache[filename] = (len(cell), None, cell.splitlines(True), filename)
@@ -286,7 +300,8 @@ def _compile_cell(cell: str, name: str) -> None:
         raise network_error(f"The network '{name}' has a syntax error", exc) from None
 
 
-def check_network(cell: str, name: str, dataset: "DatasetJob", options: "TrainOptions") -> None:
+def check_network(cell: str, name: str, dataset: "DatasetJob", options: "TrainOptions",
+                  framework: str | None = None) -> None:
     """Compile the cell and, when the dataset is Done, build it once on the CPU at the shape training
     will use (the trainer's crop rules), so errors show before a job exists. Raises NetworkError."""
     import torch
@@ -294,7 +309,7 @@ def check_network(cell: str, name: str, dataset: "DatasetJob", options: "TrainOp
     from .nets.network import build_for_input
     from .store.jobs import DONE
 
-    _compile_cell(cell, name)
+    _compile_cell(cell, name, framework)
     if dataset.status != DONE or not dataset.feature_shape:
         return
     h, w, c = dataset.feature_shape
@@ -303,7 +318,8 @@ def check_network(cell: str, name: str, dataset: "DatasetJob", options: "TrainOp
     params = {"ngpus": torch.cuda.device_count() if options.device != "cpu" else 0, **options.params}
     with torch.random.fork_rng(devices=[]):  # building initialises weights: leave the user's RNG alone
         build_for_input(cell, (c, h, w), dataset.nclasses, params, name, options.crop,
-                        label_shape=dataset.label_shape if dataset.task == "segmentation" else None)
+                        label_shape=dataset.label_shape if dataset.task == "segmentation" else None,
+                        framework=framework)
 
 
 @magics_class
@@ -350,13 +366,14 @@ class DigitsMagics(Magics):
 
         options = dict(options)
         group = options.pop("group", "")
+        framework = options.pop("framework", None)
         try:
             opts = TrainOptions(**options)
         except OptionError as exc:
             raise _option_usage_error(exc) from None
         dataset = self._find_dataset(dataset_ref)
         try:
-            check_network(cell, name, dataset, opts)
+            check_network(cell, name, dataset, opts, framework)
         except OptionError as exc:
             raise _option_usage_error(exc) from None
         except NetworkError as exc:

@@ -217,3 +217,50 @@ def test_model_form_takes_the_network_of_the_last_cell(ip, gradients, monkeypatc
     assert run(ip, "regress --dataset grad --no-train", TOWER).success
     form.use_last_cell()
     assert form.network_source() == TOWER
+
+
+TORCH7_REGRESSION = """return function(p)
+    local nDim=1
+    if p.inputShape then p.inputShape:apply(function(x) nDim=nDim*x end) end
+    local net = nn.Sequential()
+    net:add(nn.MulConstant(0.004))
+    net:add(nn.View(-1):setNumInputDims(3))
+    net:add(nn.Linear(nDim,2))
+    return {model = net, loss = nn.MSECriterion()}
+end
+"""
+
+
+def test_torch7_cell_is_recognised_or_named_with_framework(ip, gradients):
+    pytest.importorskip("lupa")
+    job = ip.run_cell_magic("digits_model", "lua_auto --dataset grad --no-train", TORCH7_REGRESSION)
+    assert job.network_source() == TORCH7_REGRESSION
+    job = ip.run_cell_magic("digits_model", "lua_named --dataset grad --no-train --framework torch",
+                            TORCH7_REGRESSION)
+    assert job.options.params == {} and job.network_source() == TORCH7_REGRESSION
+
+
+def test_framework_flag_must_match_the_cell(ip, gradients, capsys):
+    with pytest.raises(CellNetworkError, match="--framework pytorch: .* reads as Torch7 Lua"):
+        ip.run_cell_magic("digits_model", "mismatch --dataset grad --no-train --framework pytorch",
+                          TORCH7_REGRESSION)
+    with pytest.raises(CellNetworkError, match=r"--framework torch: .* reads as Python.*return function\(params\)"):
+        ip.run_cell_magic("digits_model", "mismatch --dataset grad --no-train --framework torch", TOWER)
+    with pytest.raises(UsageError, match="invalid choice: 'tensorflow'"):
+        ip.run_cell_magic("digits_model", "mismatch --dataset grad --framework tensorflow", TOWER)
+    assert dw.jobs("model") == []
+
+
+def test_torch7_cell_error_shows_the_lua_line(ip, gradients, capsys):
+    pytest.importorskip("lupa")
+    cell = TORCH7_REGRESSION.replace("nn.MulConstant(0.004)", "nn.Scale(0.004)")
+    result = run(ip, "lua_bad --dataset grad --no-train", cell)
+    assert isinstance(result.error_in_exec, CellNetworkError)
+    out = capsys.readouterr().out
+    assert "<digits_model:lua_bad>:5: unknown nn module 'nn.Scale'" in out
+    assert dw.jobs("model") == []
+
+
+def test_framework_flag_is_listed_in_help():
+    text = parser().format_help()
+    assert "--framework {pytorch,caffe,torch}" in text and "digits_widgets[torch7]" in text

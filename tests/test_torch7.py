@@ -440,3 +440,21 @@ def test_without_lupa_the_error_says_what_to_install(monkeypatch) -> None:
     with pytest.raises(NetworkError) as info:
         build_network(REGRESSION, (1, 4, 4), 0)
     assert "pip install digits_widgets[torch7]" in str(info.value) and str(info.value) == LUPA_HINT
+
+
+# ------------------------------------------------------------------ as a job, and in the magic
+
+def test_regression_lua_network_trains_as_a_job() -> None:
+    from support import gradients_dataset
+
+    from digits_widgets.train.launch import train as train_job
+
+    ds = gradients_dataset("grads7", 96, 32)
+    job = train_job(ds, REGRESSION, "torch7-reg", epochs=6, lr=0.05, solver="sgd", batch_size=16, seed=1,
+                    policy="fixed")
+    assert job.wait(120) == "Done"
+    val = job.metrics("val")
+    assert val[-1]["loss"] < 0.6 * val[0]["loss"], val
+    last = torch.load(job.snapshot_path(), weights_only=True)["model"]
+    assert last["2.weight"].shape == (2, 64)
+    assert job.network_source() == REGRESSION

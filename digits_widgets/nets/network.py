@@ -16,7 +16,6 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import NetworkError
-from .pasted import is_caffe_prototxt
 from .source import exec_network_source, network_error
 from .tower import Tower
 from .trainable import StepOutput, TrainableNet
@@ -198,9 +197,14 @@ def _dry_run(net: TrainableNet, input_shape: tuple[int, int, int], nclasses: int
 
 def build_network(definition: Any, input_shape: tuple[int, int, int], nclasses: int = 0,
                   params: dict[str, Any] | None = None, name: str = 'network',
-                  label_shape: tuple[int, ...] | None = None) -> Network:
+                  label_shape: tuple[int, ...] | None = None, framework: str | None = None) -> Network:
     """Build a :class:`Network` from source text, a Tower subclass, a Torch7-style function, a module or a
     (module, loss) pair.
+
+    Source text is Python, a Caffe prototxt or DIGITS Torch7 Lua: ``framework`` (``'pytorch'``, ``'caffe'``
+    or ``'torch'``) says which, else it is recognised (:func:`~digits_widgets.nets.torch7.framework_of`).
+    Lua runs with lupa (the ``[torch7]`` extra); its ``params.inputShape`` is ``params['inputShape']`` when
+    given (the image size before the network's own ``croplen``, as DIGITS passed it), else ``input_shape``.
 
     ``input_shape`` is ``(C, H, W)`` after cropping; ``nclasses`` is 0 for non-classification datasets.
     Torch7-style functions get ``params`` plus ``ngpus`` (default: visible CUDA devices), ``nclasses``,
@@ -214,9 +218,14 @@ def build_network(definition: Any, input_shape: tuple[int, int, int], nclasses: 
     full_params = {'ngpus': torch.cuda.device_count(), **(params or {}),
                    'nclasses': nclasses, 'input_shape': shape, 'inputShape': shape}
     source = None
-    if isinstance(definition, str) and is_caffe_prototxt(definition):
+    if isinstance(definition, str):
+        framework = _text_framework(definition, framework)
+    if isinstance(definition, str) and framework == 'caffe':
         from .caffe import build_caffe_network  # protobuf is imported only for Caffe networks
         return build_caffe_network(definition, shape, nclasses, name, label_shape)
+    if isinstance(definition, str) and framework == 'torch':
+        from .torch7.net import build_torch7_network  # lupa is imported only for Lua networks
+        return build_torch7_network(definition, shape, nclasses, params, name, label_shape)
     if isinstance(definition, str):
         source = definition
         ns = exec_network_source(source, name, {'input_shape': shape, 'nclasses': nclasses,
@@ -246,10 +255,22 @@ def build_network(definition: Any, input_shape: tuple[int, int, int], nclasses: 
     return Network(module=module, style=style, source=source, **settings)
 
 
+def _text_framework(text: str, framework: str | None) -> str:
+    """The framework of network text: the one named (checked), else the one recognised."""
+    from .torch7.detect import FRAMEWORKS, framework_of
+
+    if framework is None:
+        return framework_of(text)
+    if framework not in FRAMEWORKS:
+        raise NetworkError(f"framework must be one of {', '.join(FRAMEWORKS)}, got {framework!r}")
+    return framework
+
+
 def build_for_input(definition: Any, image_shape: tuple[int, int, int], nclasses: int = 0,
                     params: dict | None = None, name: str = 'network',
                     crop: int | None = None,
-                    label_shape: tuple[int, ...] | None = None) -> tuple[Network, tuple[int, int, int]]:
+                    label_shape: tuple[int, ...] | None = None,
+                    framework: str | None = None) -> tuple[Network, tuple[int, int, int]]:
     """Build for what the trainer feeds: the images cropped to ``crop`` when given, else to the crop the
     network itself asks for (``crop_len``), else at full size. Returns the network and that input shape.
 
@@ -257,11 +278,13 @@ def build_for_input(definition: Any, image_shape: tuple[int, int, int], nclasses
     ``(H, W, 1)``); the dry run then feeds class maps cropped as the images are. ``None``: class indices."""
     c, h, w = (int(v) for v in image_shape)
     shape = (c, crop, crop) if crop else (c, h, w)
-    net = build_network(definition, shape, nclasses, params, name=name, label_shape=_map_shape(label_shape, shape))
+    net = build_network(definition, shape, nclasses, params, name=name, label_shape=_map_shape(label_shape, shape),
+                        framework=framework)
     if not crop and net.crop_len and (net.crop_len, net.crop_len) != (h, w):
+        first = shape   # DIGITS gave a Lua network the image size; its own croplen applied afterwards
         shape = (c, net.crop_len, net.crop_len)
-        net = build_network(definition, shape, nclasses, params, name=name,
-                            label_shape=_map_shape(label_shape, shape))
+        net = build_network(definition, shape, nclasses, {**(params or {}), 'inputShape': first}, name=name,
+                            label_shape=_map_shape(label_shape, shape), framework=framework)
     return net, shape
 
 

@@ -132,6 +132,14 @@ def test_resume_with_more_epochs_says_the_schedule_stretches_or_keeps_it(grads):
         kept.resume(keep_schedule=True)
 
 
+def test_a_dataset_without_labels_is_named_as_the_cause_not_the_network(grads):
+    images = dw.datasets.generic("no-labels", str(grads.db_path("train")))   # a DIGITS DB given without labels
+    assert images.wait(60) == "Done"
+    job = train(images, REGRESSION, "unlabelled", epochs=1, batch_size=16, mean="none")
+    with pytest.raises(dw.NetworkError, match="The dataset has no labels .* labels_file="):
+        job.wait(120)
+
+
 def test_divergence_is_reported(grads):
     job = train(grads, REGRESSION, "nan", epochs=2, lr=1e6, batch_size=16, seed=0, mean="none")
     with pytest.raises(dw.TrainingError, match="Model diverged .* Try decreasing your learning rate"):

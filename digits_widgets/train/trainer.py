@@ -332,6 +332,10 @@ def _first_batch_check(model, loader: BatchLoader, style: str) -> None:
         raise NetworkError(f"The network does not fit the dataset: input batch {tuple(x.shape)} (N, C, H, W), "
                            f"labels {yshape}{produced}; it failed with {type(exc).__name__}: {exc}",
                            format_user_traceback(exc)) from None
+    if out.loss is None and y is None:
+        raise NetworkError("The dataset has no labels and the network makes none from its input (no label "
+                           "hook): give the dataset labels (a labels DB, or labels_file= for a DIGITS "
+                           "classification DB), or train a network whose target is its input")
     if out.loss is None:
         raise NetworkError("The network returned no loss for a labelled batch: define `loss`")
     hooked = getattr(model, "label_hook", None) is not None  # the target is made from the input

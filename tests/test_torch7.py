@@ -404,7 +404,7 @@ def test_runtime_error_shows_the_lua_traceback() -> None:
            "return function(p)\n    return {model = make()}\nend\n"
     with pytest.raises(NetworkError) as info:
         build_network(text, (1, 2, 2), 0, name='t')
-    assert "<digits_model:t>:2: attempt to call method 'frobnicate'" in str(info.value)
+    assert "<digits_model:t>:2: attempt to call" in str(info.value) and "'frobnicate'" in str(info.value)
     assert "<digits_model:t>:5:" in info.value.traceback_text   # the caller's line too
 
 

@@ -122,7 +122,7 @@ def test_caffe_and_lua_text_are_named_not_syntax_errors(text, kind, line):
     message = str(info.value)
     assert f"The network 'pasted' is {kind} (line {line}" in message
     assert 'SyntaxError' not in message and 'invalid syntax' not in message
-    assert 'ported to PyTorch' in message and 'notebook 05' in message
+    assert 'run as they are' in message and '--framework caffe|torch' in message and 'notebook 05' in message
     assert 'UserModel(Tower)' in message and 'network(params)' in message and '`model`' in message
 
 

@@ -155,8 +155,10 @@ def is_caffe_prototxt(source: str) -> bool:
 def foreign_message(name: str, found: tuple[str, int, str]) -> str:
     kind, number, line = found
     return (f"The network '{name}' is {kind} (line {number}: `{line[:80]}`), not Python. Caffe prototxt "
-            f"networks run as they are; Torch7 Lua networks run here only once they are ported to PyTorch: "
-            f"see {NOTEBOOK}, and write one of the three accepted forms: {THREE_FORMS}.")
+            f"and Torch7 Lua networks run as they are when given as networks (build_network, dw.train, "
+            f"%%digits_model --framework caffe|torch; Lua needs `pip install digits_widgets[torch7]`), "
+            f"not as Python code; or port it to PyTorch, see {NOTEBOOK}: one of the three accepted forms: "
+            f"{THREE_FORMS}.")
 
 
 def tensorflow_message(where: str, number: int, line: str) -> str:

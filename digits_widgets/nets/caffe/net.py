@@ -182,7 +182,9 @@ class CaffeNet(nn.Module):
         return GraphIO('data', label)
 
     def _build(self, input_shape: tuple[int, int, int]) -> None:
-        """Create each layer's module from its bottoms' shapes, running zeros through the three graphs."""
+        """Create each layer's module from its bottoms' shapes, running zeros through the three graphs (a layer
+        that an earlier graph ran on the same shapes is not run again: its tops' shapes are known)."""
+        shapes_seen: dict[int, tuple[list, list]] = {}
         for state in ('train', 'val', 'deploy'):
             blobs: dict[str, Tensor] = {self.io[state].data: torch.zeros(2, *input_shape)}
             for layer in self._graph_of(state):
@@ -205,9 +207,15 @@ class CaffeNet(nn.Module):
                     self._specs[layer.key] = list(layer.proto.param)
                 if layer.is_loss or layer.is_accuracy or any(b not in blobs for b in bottoms):
                     continue
+                in_shapes = [tuple(blobs[b].shape) for b in bottoms]
+                seen = shapes_seen.get(layer.index)
+                if seen is not None and seen[0] == in_shapes:
+                    blobs.update((top, torch.zeros(shape)) for top, shape in zip(layer.proto.top, seen[1]))
+                    continue
                 try:
                     with torch.no_grad():
                         self._run_layer(layer, blobs, eval_mode=True)
+                    shapes_seen[layer.index] = (in_shapes, [tuple(blobs[t].shape) for t in layer.proto.top])
                 except NetworkError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - shapes that do not fit

@@ -5,11 +5,13 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 import torch
 import traitlets
 from torch import nn
 from torch.nn import functional as F
 
+import digits_widgets as dw
 from digits_widgets.errors import NetworkError
 from digits_widgets.infer.probes import Probe, probe
 from digits_widgets.nets import zoo
@@ -244,7 +246,8 @@ def test_widget_traits_serialise_and_stats_map_probes() -> None:
     net = build_network(zoo.source("lenet"), (1, 28, 28), 10)
     x = torch.rand(1, 1, 28, 28)
     widget = GraphWidget(network_graph(net.module, x))
-    assert widget.direction == "LR" and widget.selected == "" and widget.stats == {}
+    assert widget.direction == "auto" and widget.selected == "" and widget.stats == {}
+    assert widget.height == 720
     with pytest.raises(traitlets.TraitError):
         widget.direction = "XY"
     widget.direction = "TB"
@@ -279,3 +282,55 @@ def test_show_network() -> None:
     assert [n["type"] for n in widget.graph["nodes"]] == ["Input", "mul", "reshape", "Linear"]
     with pytest.raises(NetworkError):
         show_network("model = nn.Linear(3, 2)\nloss = None\nraise ValueError('broken')", (1, 4, 4))
+
+
+# A per-pixel classifier: its loss takes N x H x W class maps, as an Images > Segmentation dataset gives.
+SEGMENTATION_FCN = """
+import torch.nn as nn
+model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, nclasses, 1))
+loss = nn.CrossEntropyLoss()
+"""
+
+
+def _segmentation_dataset(root, count: int = 6, size: int = 12):
+    """A tiny Images > Segmentation dataset: outlined triangles and paletted class maps (0 = background)."""
+    rng = np.random.default_rng(0)
+    (root / "feat").mkdir(parents=True)
+    (root / "lab").mkdir()
+    for i in range(count):
+        tri = (rng.uniform(size=6) * size).tolist()
+        image = Image.new("L", (size, size), 255)
+        ImageDraw.Draw(image).polygon(tri, outline=0)
+        image.save(root / "feat" / f"{i:03d}.png")
+        label = Image.new("P", (size, size), 0)
+        label.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+        ImageDraw.Draw(label).polygon(tri, fill=1, outline=1)
+        label.save(root / "lab" / f"{i:03d}.png")
+    (root / "classes.txt").write_text("background\ntriangle\n")
+    ds = dw.datasets.segmentation("graph-seg", str(root / "feat"), str(root / "lab"), val_percent=34,
+                                  class_labels_file=str(root / "classes.txt"), seed=0)
+    assert ds.wait(60) == "Done", ds.error
+    return ds
+
+
+def test_graph_of_a_segmentation_dataset_job(tmp_path) -> None:
+    ds = _segmentation_dataset(tmp_path)
+    assert ds.task == "segmentation" and ds.nclasses == 2 and len(ds.label_shape) >= 2
+    widget = show_network(SEGMENTATION_FCN, dataset=ds, name="fcn")
+    nodes = by_id(widget.graph)
+    assert nodes[INPUT_ID]["shape"] == [1, 12, 12]
+    assert nodes["2"]["type"] == "Conv2d" and nodes["2"]["shape"] == [2, 12, 12], "one score map per class"
+    # the same with the shapes spelled out, and with a crop: the class maps are cropped as the images are
+    widget = show_network(SEGMENTATION_FCN, (1, 12, 12), 2, label_shape=ds.label_shape, crop=8)
+    assert by_id(widget.graph)["2"]["shape"] == [2, 8, 8]
+    # class indices (the classification default) are not what a per-pixel loss takes: the build says so
+    with pytest.raises(NetworkError, match="does not build"):
+        show_network(SEGMENTATION_FCN, (1, 12, 12), 2)
+
+
+def test_show_network_arguments_are_checked(tmp_path) -> None:
+    with pytest.raises(NetworkError, match="input shape"):
+        show_network(SEGMENTATION_FCN)
+    ds = _segmentation_dataset(tmp_path)
+    with pytest.raises(NetworkError, match="not both"):
+        show_network(SEGMENTATION_FCN, (1, 12, 12), dataset=ds)

@@ -1,8 +1,9 @@
 """The network as an interactive graph: an anywidget whose front end is ``js/src/graph.ts``.
 
 Python builds the JSON graph (:func:`~digits_widgets.ui.graph_trace.network_graph`) and the browser lays it
-out and draws it: layers as boxes with type, output shape and parameter count, edges as data flow, zoom with
-the wheel, pan by dragging, a click shows a layer's details and syncs its id back as ``selected``. After
+out and draws it: layers as boxes with type, output shape and parameter count, edges as data flow, fitted to
+the view with readable labels when first shown (see :class:`GraphWidget`), zoom with Ctrl + wheel or the
+buttons, pan by dragging, a click shows a layer's details and syncs its id back as ``selected``. After
 inference, :meth:`GraphWidget.set_stats` adds each layer's activation mean, std and histogram to its details.
 """
 from __future__ import annotations
@@ -15,6 +16,8 @@ import anywidget
 import torch
 import traitlets
 
+from ..data.dataset import DatasetJob
+from ..errors import NetworkError
 from ..infer.probes import Probe
 from ..nets.network import build_for_input
 from ..nets.source import network_error
@@ -53,16 +56,26 @@ def probe_stats(graph: dict[str, Any], probes: Iterable[Probe]) -> dict[str, dic
 
 
 class GraphWidget(anywidget.AnyWidget):
-    """The network graph. ``graph``: from :func:`network_graph`; ``direction``: ``'LR'`` (left to right) or
-    ``'TB'`` (top down); ``selected``: id of the clicked node (``''`` = none), synced both ways; ``stats``:
-    node id → ``{"mean", "std", "histogram", "edges"}``; ``height``: pixels of the drawing area."""
+    """The network graph. ``graph``: from :func:`network_graph`; ``selected``: id of the clicked node (``''`` =
+    none), synced both ways; ``stats``: node id → ``{"mean", "std", "histogram", "edges"}``.
+
+    How it first shows, as a person expects in a notebook: the whole network fitted to the output's width and
+    at most ``height`` pixels tall (the view is as tall as the drawing needs, so a small network leaves no
+    empty box around it), never enlarged past 1.25x. Labels are never drawn smaller than 11 px on screen:
+    when the whole network only fits smaller than that (a deep one, GoogLeNet), it shows readable from its
+    input end and the view scrolls to the rest; the *Fit* button then shows it whole, however small. The wheel
+    scrolls, Ctrl + wheel zooms, a drag pans.
+
+    ``direction``: ``'auto'`` (default: left to right when that fits as large as top down, else top down),
+    ``'LR'`` or ``'TB'``. ``height``: the most pixels of height the drawing takes (default 720).
+    """
 
     _esm = _BUNDLE
     graph = traitlets.Dict().tag(sync=True)
-    direction = traitlets.Enum(("LR", "TB"), default_value="LR").tag(sync=True)
+    direction = traitlets.Enum(("auto", "LR", "TB"), default_value="auto").tag(sync=True)
     selected = traitlets.Unicode("").tag(sync=True)
     stats = traitlets.Dict().tag(sync=True)
-    height = traitlets.Int(480, min=120).tag(sync=True)
+    height = traitlets.Int(720, min=120).tag(sync=True)
 
     def __init__(self, graph: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(graph=graph or {"nodes": [], "edges": []}, **kwargs)
@@ -78,12 +91,37 @@ class GraphWidget(anywidget.AnyWidget):
         return self.stats
 
 
-def show_network(definition: Any, input_shape: tuple[int, int, int], nclasses: int = 0,
-                 params: dict[str, Any] | None = None, name: str = "network", **widget_kwargs: Any) -> GraphWidget:
+def _dataset_shapes(dataset: DatasetJob) -> tuple[tuple[int, int, int], int, tuple[int, ...] | None]:
+    """(C, H, W), classes and label shape of a dataset job, as the trainer reads them: a segmentation
+    dataset's labels are H x W class maps, so the network is checked against maps, not class indices."""
+    if not dataset.feature_shape:
+        raise NetworkError(f"Dataset {dataset.name!r} ({dataset.id}) has no image shape yet: it is "
+                           f"{dataset.status}; draw its networks once it is Done")
+    h, w, c = dataset.feature_shape
+    labels = dataset.label_shape if dataset.task == "segmentation" else None
+    return (int(c), int(h), int(w)), dataset.nclasses, labels
+
+
+def show_network(definition: Any, input_shape: tuple[int, int, int] | None = None, nclasses: int = 0,
+                 params: dict[str, Any] | None = None, name: str = "network", *,
+                 dataset: DatasetJob | None = None, label_shape: tuple[int, ...] | None = None,
+                 crop: int | None = None, **widget_kwargs: Any) -> GraphWidget:
     """Build ``definition`` as the trainer does (source text, Tower, Torch7 function, module) and return its
     graph widget. When the network asks for a crop (``crop_len``) it is drawn at that size, as the trainer
-    would feed it. Raises :class:`~digits_widgets.errors.NetworkError` with the user's traceback."""
-    net, (c, h, w) = build_for_input(definition, input_shape, nclasses, params, name)
+    would feed it; ``crop`` is the form's crop, which wins.
+
+    ``dataset``: a dataset job to take the input shape, classes and label shape from (then leave
+    ``input_shape`` and ``nclasses`` out). ``label_shape``: one sample's label when labels are class maps
+    (segmentation: ``(H, W)`` or ``(H, W, 1)``), so the build's dry run feeds maps to the loss as training
+    will. Raises :class:`~digits_widgets.errors.NetworkError` with the user's traceback.
+    """
+    if dataset is not None:
+        if input_shape is not None or nclasses or label_shape is not None:
+            raise NetworkError("show_network: give either dataset= or input_shape/nclasses/label_shape, not both")
+        input_shape, nclasses, label_shape = _dataset_shapes(dataset)
+    if input_shape is None:
+        raise NetworkError("show_network needs the input shape (C, H, W), or a dataset= to read it from")
+    net, (c, h, w) = build_for_input(definition, input_shape, nclasses, params, name, crop, label_shape=label_shape)
     try:
         graph = network_graph(net.module, torch.zeros(1, c, h, w))
     except Exception as exc:  # noqa: BLE001 - user code failing in inference mode: show its traceback

@@ -194,8 +194,9 @@ function placeAcross(layers: number[][], vertices: Vertex[], gap: number): void 
 
 /** Lay out boxes of the given sizes; edges whose ends are unknown, or that loop, are ignored. */
 export function layoutGraph(nodes: SizedNode[], edges: GraphEdge[], options: LayoutOptions): Layout {
-  const { direction, layerGap = 48, nodeGap = 20, margin = 16 } = options;
-  const lr = direction === "LR";
+  const lr = options.direction === "LR";
+  // Top down, boxes are wide and short: a short arrow between layers reads as well and saves height.
+  const { direction, layerGap = lr ? 40 : 20, nodeGap = lr ? 16 : 20, margin = 10 } = options;
   const ids = [...new Set(nodes.map((n) => n.id))];
   const known = new Set(ids);
   const seen = new Set<string>();
@@ -308,23 +309,101 @@ export function compactCount(n: number): string {
   return `${n}`;
 }
 
-/** Keep the end of a long module path ("…inception_4e.branch3.1.0"): the leaf part says the most. */
+/** Keep the end of a long module path ("…inception_4e.branch3.1.0"): the leaf part says the most. Cut at a
+ * dot when one is near, so the kept part starts with a whole path component. */
 export function shortName(name: string, max = 26): string {
-  return name.length <= max ? name : `…${name.slice(name.length - max + 1)}`;
+  if (name.length <= max) return name;
+  const tail = name.slice(name.length - max + 1);
+  const dot = tail.indexOf(".");
+  return dot > 0 && dot < 8 ? `…${tail.slice(dot + 1)}` : `…${tail}`;
 }
 
-/** The three lines of a box: name, type, and "shape · params". */
-export function nodeLines(node: GraphNode): [string, string, string] {
+/** What a box says: its name (bold), its type when the name does not already say it, and "shape · params". */
+export interface NodeLabel {
+  name: string;
+  type: string;
+  info: string;
+}
+
+export function nodeLabel(node: GraphNode): NodeLabel {
   const parts = [shapeText(node.shape)];
   if (node.params > 0) parts.push(`${compactCount(node.params)} params`);
-  return [shortName(node.name), node.type, parts.filter(Boolean).join(" · ")];
+  const last = node.name.split(".").pop() ?? node.name;
+  const same = (a: string) => a.toLowerCase() === node.type.toLowerCase();
+  const type = same(last) || same(node.name) ? "" : node.type; // "relu" of type relu, "input" of type Input
+  return { name: shortName(node.name), type, info: parts.filter(Boolean).join(" · ") };
 }
 
-export const LINE_HEIGHT = 14;
-const CHAR_WIDTH = 6.4; // 11px sans-serif, averaged; boxes are sized from text without measuring the DOM
+/** The text lines of a box: "name type" and "shape · params" (the second only when known). */
+export function nodeLines(node: GraphNode): string[] {
+  const l = nodeLabel(node);
+  return [l.type ? `${l.name} ${l.type}` : l.name, l.info].filter(Boolean);
+}
 
-/** A box big enough for its lines. */
-export function nodeSize(node: GraphNode): { width: number; height: number } {
-  const longest = Math.max(...nodeLines(node).map((l) => l.length));
-  return { width: Math.min(210, Math.max(90, Math.ceil(20 + longest * CHAR_WIDTH))), height: 3 * LINE_HEIGHT + 12 };
+/** Label text size in SVG units; at scale 1 it is this many pixels on screen. */
+export const FONT_PX = 13;
+export const LINE_HEIGHT = 16;
+export const PAD_X = 8;
+export const PAD_Y = 4;
+const MIN_WIDTH = 64;
+const MAX_WIDTH = 260;
+
+/** Width in SVG units of a text at FONT_PX; graph.ts measures with a canvas, tests use the estimate. */
+export type Measure = (text: string, bold: boolean) => number;
+export const estimateWidth: Measure = (text, bold) => text.length * FONT_PX * (bold ? 0.62 : 0.56);
+
+/** A box just big enough for its two lines (name and type; shape and parameters). */
+export function nodeSize(node: GraphNode, measure: Measure = estimateWidth): { width: number; height: number } {
+  const l = nodeLabel(node);
+  const first = measure(l.name, true) + (l.type ? measure(` ${l.type}`, false) : 0);
+  const longest = Math.max(first, l.info ? measure(l.info, false) : 0);
+  return {
+    width: Math.min(MAX_WIDTH, Math.max(MIN_WIDTH, Math.ceil(longest + 2 * PAD_X))),
+    height: 2 * LINE_HEIGHT + 2 * PAD_Y,
+  };
+}
+
+// ---------------------------------------------------------------- the first view
+
+/** Labels are never drawn below this many pixels on screen when the graph is first shown (11 px, plus a
+ * hair so rounding cannot take it under). */
+export const READABLE_PX = 11.2;
+export const MIN_READABLE_SCALE = READABLE_PX / FONT_PX;
+const MAX_FIRST_SCALE = 1.25; // a three-box network is not blown up to poster size
+
+export interface Fitted {
+  direction: Direction;
+  scale: number;
+  /** true: the whole network is inside the view; false: it is shown readable and the view scrolls. */
+  whole: boolean;
+}
+
+/** The largest scale at which a drawing of ``width`` x ``height`` fits a view ``viewWidth`` wide and at
+ * most ``maxHeight`` tall. */
+export function fitScale(width: number, height: number, viewWidth: number, maxHeight: number): number {
+  return Math.min(viewWidth / Math.max(width, 1), maxHeight / Math.max(height, 1));
+}
+
+/**
+ * The first view of a graph, as a person expects it in a notebook: the whole network, as large as fits
+ * (up to 1.25x), in the view's width and up to ``maxHeight`` tall; the view is then as tall as the drawing.
+ * When the whole network only fits with labels under READABLE_PX (a very deep network), readability wins: it
+ * is shown at the smallest readable scale from its input end, and the view scrolls to the rest ("Fit" still
+ * shows it whole, small). ``direction`` "auto" takes the direction that fits at the larger scale (left to
+ * right on a tie, as it is the shorter view; top down when neither fits readable, since a notebook scrolls
+ * down more naturally than sideways).
+ */
+export function firstView(layouts: Partial<Record<Direction, { width: number; height: number }>>,
+  viewWidth: number, maxHeight: number): Fitted {
+  const options = (["LR", "TB"] as Direction[]).filter((d) => layouts[d]);
+  const scales = options.map((d) => fitScale(layouts[d]!.width, layouts[d]!.height, viewWidth, maxHeight));
+  let pick = 0;
+  if (options.length === 2) {
+    const [lr, tb] = scales;
+    if (Math.max(lr, tb) < MIN_READABLE_SCALE) pick = 1;
+    else pick = tb > lr * 1.001 && lr < MAX_FIRST_SCALE ? 1 : 0;
+  }
+  const fit = scales[pick];
+  const whole = fit >= MIN_READABLE_SCALE;
+  return { direction: options[pick], scale: whole ? Math.min(fit, MAX_FIRST_SCALE) : MIN_READABLE_SCALE, whole };
 }

@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  type GraphEdge, type Layout, type PlacedNode, assignLayers, compactCount, edgePath, layoutGraph, nodeLines,
+  type GraphEdge, type GraphNode, type Layout, type PlacedNode, FONT_PX, MIN_READABLE_SCALE, READABLE_PX,
+  assignLayers, compactCount, edgePath, estimateWidth, firstView, fitScale, layoutGraph, nodeLabel, nodeLines,
   nodeSize, shapeText, shortName,
 } from "../src/graph_layout";
 
@@ -110,11 +111,64 @@ test("labels: shapes, parameter counts and long names", () => {
   assert.equal(compactCount(25050), "25k");
   assert.equal(compactCount(5983802), "6.0M");
   const short = shortName("features.inception_4e.branch3.1.0", 20);
-  assert.equal(short.length, 20);
-  assert.ok(short.startsWith("…") && short.endsWith("_4e.branch3.1.0"));
+  assert.ok(short.length <= 20);
+  assert.equal(short, "…branch3.1.0", "cut at a dot: the kept part starts with a whole component");
+  assert.equal(shortName("a_very_long_module_name_without_dots", 12), "…ithout_dots");
   assert.equal(shortName("conv1"), "conv1");
   const node = { id: "c", name: "conv1", type: "Conv2d", shape: [20, 24, 24], params: 520, detail: "" };
-  assert.deepEqual(nodeLines(node), ["conv1", "Conv2d", "20×24×24 · 520 params"]);
+  assert.deepEqual(nodeLines(node), ["conv1 Conv2d", "20×24×24 · 520 params"]);
+  // a type that only repeats the name is not said twice
+  assert.deepEqual(nodeLabel({ ...node, name: "features.relu", type: "relu", params: 0 }),
+    { name: "features.relu", type: "", info: "20×24×24" });
+  assert.equal(nodeLabel({ ...node, name: "input", type: "Input" }).type, "");
   const size = nodeSize(node);
-  assert.ok(size.width >= 90 && size.width <= 210 && size.height > 0);
+  assert.ok(size.width >= estimateWidth("20×24×24 · 520 params", false) && size.width <= 260 && size.height > 0);
+});
+
+const node = (name: string, type: string): GraphNode =>
+  ({ id: name, name, type, shape: [64, 32, 32], params: 1234, detail: "" });
+
+test("boxes are as wide as the measured labels", () => {
+  const wide = nodeSize(node("conv1", "Conv2d"), (t) => t.length * 20);
+  const narrow = nodeSize(node("conv1", "Conv2d"), (t) => t.length * 5);
+  assert.ok(wide.width > narrow.width);
+  assert.ok(narrow.width >= 5 * "64×32×32 · 1.2k params".length, "the longer line decides");
+  assert.equal(wide.width, 260, "capped");
+  assert.equal(wide.height, narrow.height);
+});
+
+/** A chain of n boxes, as LeNet-like networks are. */
+function chain(n: number, direction: "LR" | "TB"): Layout {
+  const nodes = Array.from({ length: n }, (_, i) => node(`layer${i}`, "Conv2d"));
+  const edges = nodes.slice(1).map((m, i) => edge(nodes[i].id, m.id));
+  return layoutGraph(nodes.map((m) => ({ id: m.id, ...nodeSize(m) })), edges, { direction });
+}
+
+test("first view: a LeNet-sized chain shows whole and readable top down in a notebook-wide view", () => {
+  const layouts = { LR: chain(13, "LR"), TB: chain(13, "TB") };
+  const v = firstView(layouts, 660, 720);
+  assert.equal(v.direction, "TB");
+  assert.ok(v.whole);
+  assert.ok(v.scale * FONT_PX >= READABLE_PX, `labels ${v.scale * FONT_PX} px`);
+  const t = layouts.TB;
+  assert.ok(t.width * v.scale <= 660 && t.height * v.scale <= 720, "every node inside the view");
+  assert.ok(Math.max(t.width * v.scale / 660, t.height * v.scale / 720) > 0.99, "as large as fits");
+});
+
+test("first view: a short network goes left to right when that fits as large, and is not blown up", () => {
+  const layouts = { LR: chain(3, "LR"), TB: chain(3, "TB") };
+  const v = firstView(layouts, 1200, 720);
+  assert.equal(v.direction, "LR");
+  assert.ok(v.whole && v.scale <= 1.25);
+  assert.equal(firstView({ TB: layouts.TB }, 1200, 720).direction, "TB", "a chosen direction is kept");
+});
+
+test("first view: a very deep network stays readable and scrolls instead of shrinking", () => {
+  const layouts = { LR: chain(150, "LR"), TB: chain(150, "TB") };
+  const v = firstView(layouts, 660, 720);
+  assert.equal(v.direction, "TB", "a notebook scrolls down more naturally than sideways");
+  assert.ok(!v.whole);
+  assert.equal(v.scale, MIN_READABLE_SCALE);
+  assert.ok(fitScale(layouts.TB.width, layouts.TB.height, 660, 720) < MIN_READABLE_SCALE);
+  assert.ok(MIN_READABLE_SCALE * FONT_PX >= 11);
 });

@@ -228,7 +228,8 @@ from IPython.display import display
 from digits_widgets.ui.training_panel import TrainingPanel
 ds = dw.datasets.gradients("g", train_count=64, val_count=16, image_size=(8, 8), seed=0)
 ds.wait(60)
-job = dw.train(ds, {TOWER!r}, "m", epochs=2, batch_size=8, lr=0.01, solver="adam", seed=0)
+# 30 epochs (about 2 s): long enough that a line outlives its 0.5 s resend interval while it runs
+job = dw.train(ds, {TOWER!r}, "m", epochs=30, batch_size=8, lr=0.01, solver="adam", seed=0)
 panel = TrainingPanel(job)
 display(panel)
 print("STATUS", job.status)

@@ -213,3 +213,15 @@ def test_a_reused_pid_is_not_taken_for_the_owner(jobs_root):
     J.Job._live.clear()
     assert dw.job(job.id).status == "Aborted"
     assert "another process" in dw.job(job.id).error
+
+
+def test_rename_and_notes_round_trip_through_job_json(jobs_root):
+    from digits_widgets.store.jobs import Job, create_job
+    job = create_job("job", "t", "first name")
+    job.rename("second name")
+    job.notes = "tried lr 0.01"
+    Job._live.clear()
+    again = dw.job(job.id)
+    assert (again.name, again.notes) == ("second name", "tried lr 0.01")
+    with pytest.raises(dw.JobError):
+        again.rename("  ")

@@ -153,6 +153,27 @@ class Job:
     def name(self) -> str:
         return self.record["name"]
 
+    def rename(self, name: str) -> "Job":
+        """Give the job a new name (DIGITS let users edit it), kept in job.json; returns the job."""
+        name = str(name or "").strip()
+        if not name:
+            raise JobError("A job needs a name")
+        with self._lock:
+            self.record["name"] = name
+            self.save()
+        return self
+
+    @property
+    def notes(self) -> str:
+        """Free text about the job (DIGITS' editable notes), kept in job.json ("" when none)."""
+        return self.record.get("notes") or ""
+
+    @notes.setter
+    def notes(self, text: str) -> None:
+        with self._lock:
+            self.record["notes"] = str(text or "")
+            self.save()
+
     @property
     def group(self) -> str:
         """DIGITS' optional group name, which gathers jobs on the home page ("" when none)."""

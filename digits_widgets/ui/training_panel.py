@@ -203,13 +203,15 @@ class TrainingPanel(widgets.VBox):
         y_lr = LinearScale(min=0.0)   # from 0, as the schedule decays towards it (and as the form's preview)
         self.lines = [SeriesLine(_line(x, y, COLORS["train"], "loss (train)"), self.train_loss),
                       SeriesLine(_line(x, y, COLORS["val"], "loss (val)", "circle"), self.val_loss)]
-        axes = [Axis(scale=x, label="epoch"), Axis(scale=y, side="left", label="loss")]
+        # the title 60 px left of the axis: clear of six-character ticks ("0.0005", "2,500"), which
+        # bqplot's default offset let it overlap
+        axes = [Axis(scale=x, label="epoch"), Axis(scale=y, side="left", label="loss", label_offset="60px")]
         if self.classification:
             self.lines.append(SeriesLine(_line(x, y_acc, COLORS["accuracy"], "accuracy (val) %", "square"),
                                          self.val_accuracy))
             axes.append(Axis(scale=y_acc, side="right", label="accuracy (%)"))
         self.lines.append(SeriesLine(_line(x_lr, y_lr, COLORS["lr"], "learning rate"), self.lr))
-        margin = {"top": 20, "bottom": 40, "left": 65, "right": 65}
+        margin = {"top": 20, "bottom": 40, "left": 75, "right": 65}
         # padding_x: the first x tick sits ~25 px right of the y axis, never under the lowest y tick
         self.figure = Figure(marks=[s.line for s in self.lines[:-1]], axes=axes, animation_duration=0, padding_x=0.03,
                              legend_location="top-right", fig_margin=margin,

@@ -581,7 +581,9 @@ def svg_path_points(page, selector: str = BQPLOT_LINE, index: int = 0, expect: i
                              "(-1: no such element, -2: not a polyline)") from e
     n = page.evaluate("([sel, i]) => {" + _JS_PATH_POINTS + "return __dwPoints(sel, i);}", [selector, index])
     if n == -2:
-        raise AssertionError(f"path {selector!r} is not made of M/L commands (use linear interpolation)")
+        d = page.evaluate("([sel, i]) => (document.querySelectorAll(sel)[i].getAttribute('d') || '').slice(0, 300)",
+                          [selector, index])
+        raise AssertionError(f"path {selector!r} is not made of M/L commands (use linear interpolation): {d!r}")
     return int(n)
 
 

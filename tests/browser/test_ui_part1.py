@@ -16,7 +16,6 @@ Every wait is for a condition (Playwright waits, or `wait_until` polling), never
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest

@@ -80,3 +80,19 @@ def test_segmentation_trains_and_infers(tmp_path):
     assert view.class_names() == ["background", "triangle"]
     view.render(pred, 0)
     assert view.summary(pred, 0).startswith("classes ")
+
+
+def test_model_form_visualizes_a_per_pixel_network_on_a_segmentation_dataset(tmp_path):
+    """The form's Visualize builds as training does: class-map labels, so a per-pixel loss checks out."""
+    from digits_widgets.ui.model_form import CUSTOM, ModelForm
+    _triangles(tmp_path, count=8)
+    ds = dw.datasets.segmentation("tri-seg-form", str(tmp_path / "feat"), str(tmp_path / "lab"), val_percent=25,
+                                  class_labels_file=str(tmp_path / "classes.txt"), seed=0)
+    assert ds.wait(60) == "Done"
+    form = ModelForm(dataset=ds)
+    form.custom.value = "import torch.nn as nn\n" + FCN
+    form.network_tabs.selected_index = CUSTOM
+    form.visualize()
+    assert form.summary.summary is not None, form.summary.error
+    assert form.summary.summary.output_shape == "1×2×16×16"
+    assert form.summary.graph is not None

@@ -352,8 +352,10 @@ class ModelForm(widgets.VBox):
             source = self.network_source()
             ds = self.selected_dataset()
             crop = self.fields["crop"].value if isinstance(self.fields["crop"].value, int) else None
+            labels = None
             if ds is not None:
                 shape, nclasses = input_shape_of(ds, crop)
+                labels = ds.label_shape if ds.task == "segmentation" else None   # class maps, as training feeds
             elif self.network_tabs.selected_index == STANDARD and self.standard.value:
                 net = zoo.STANDARD[self.standard.value]
                 shape, nclasses = net.input_shape, 10 if net.kind == "classification" else 0
@@ -364,7 +366,7 @@ class ModelForm(widgets.VBox):
             return
         self.network_message.value = ""
         self.summary.show(source, shape, nclasses, self._extra.get("params"),
-                          name=self.fields["name"].value or "network", follow_crop=crop is None)
+                          name=self.fields["name"].value or "network", follow_crop=crop is None, label_shape=labels)
 
     def create(self) -> Any:
         """Check every field, start training and show the job's panel; returns the job (None when refused)."""

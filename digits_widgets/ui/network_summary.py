@@ -113,16 +113,18 @@ def _recorder(row: LayerRow, clock: Iterator[int]) -> Callable[[nn.Module, Any, 
 
 
 def build_summary(definition: Any, input_shape: tuple[int, int, int], nclasses: int = 0,
-                  params: dict | None = None, name: str = "network", follow_crop: bool = True) -> NetworkSummary:
+                  params: dict | None = None, name: str = "network", follow_crop: bool = True,
+                  label_shape: tuple[int, ...] | None = None) -> NetworkSummary:
     """Build as the trainer does and summarize; ``follow_crop``: rebuild at the crop the network asks for
-    (``crop_len``), as the trainer does when the form gives no crop of its own.
+    (``crop_len``), as the trainer does when the form gives no crop of its own. ``label_shape``: one label's
+    shape when labels are class maps (segmentation), so the build's dry run feeds the loss maps, as training does.
 
     Raises :class:`NetworkError` with the user's traceback when the network does not build.
     """
     if follow_crop:
-        net, input_shape = build_for_input(definition, input_shape, nclasses, params, name)
+        net, input_shape = build_for_input(definition, input_shape, nclasses, params, name, label_shape=label_shape)
     else:
-        net = build_network(definition, input_shape, nclasses, params, name=name)
+        net = build_network(definition, input_shape, nclasses, params, name=name, label_shape=label_shape)
     try:
         return summarize(net, input_shape)
     except NetworkError:
@@ -172,10 +174,11 @@ class NetworkSummaryView(widgets.VBox):
         super().__init__([self.html])
 
     def show(self, definition: Any, input_shape: tuple[int, int, int], nclasses: int = 0,
-             params: dict | None = None, name: str = "network", follow_crop: bool = True) -> NetworkSummary | None:
+             params: dict | None = None, name: str = "network", follow_crop: bool = True,
+             label_shape: tuple[int, ...] | None = None) -> NetworkSummary | None:
         """Build and show; on NetworkError show its full text (message and traceback) and return None."""
         try:
-            self.summary = build_summary(definition, input_shape, nclasses, params, name, follow_crop)
+            self.summary = build_summary(definition, input_shape, nclasses, params, name, follow_crop, label_shape)
             self.error = None
         except NetworkError as exc:
             self.summary, self.error, self.graph = None, str(exc), None
@@ -184,7 +187,7 @@ class NetworkSummaryView(widgets.VBox):
             return None
         from .graph import show_network  # the drawn graph beside the table, as DIGITS' Visualize showed
         self.html.value = summary_html(self.summary)
-        self.graph = show_network(definition, input_shape, nclasses, params, name=name)
+        self.graph = show_network(definition, input_shape, nclasses, params, name=name, label_shape=label_shape)
         self.children = (self.html, self.graph)
         return self.summary
 

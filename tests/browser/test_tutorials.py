@@ -50,6 +50,7 @@ def _start_run_all(page) -> None:
           (e) => { window.__dwRunAll = {done: true, ok: false, error: String(e)}; });"""), None)
 
 
+@pytest.mark.timeout(RUN_TIMEOUT + 120)   # not the suite's 300 s: notebook 03 alone took 144-293 s here
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_run_all_shows_charts_growing_during_training(page, lab, nb_dir, stopwatch, source):
     nb = nb_dir / source.name

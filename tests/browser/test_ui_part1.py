@@ -30,8 +30,10 @@ pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "test-artifacts" / "training-panel.png"
 
-DATASET = "gradients"
-MODEL = "regression"
+# Names no tutorial uses: the session's JupyterLab shares one jobs dir, and test_tutorials' notebook 01 makes a
+# "gradients" dataset and a "regression" model (two datasets of one name make --dataset ambiguous).
+DATASET = "ui1-gradients"
+MODEL = "ui1_regression"
 TRAIN, VAL, SIZE = 200, 50, 16
 
 NETWORK = TOWER_REGRESSION.lstrip("\n")   # the regression tutorial's network, as a user types it

@@ -182,3 +182,102 @@ def test_clone_prefills_every_field(grads):
     std = dw.train(grads, zoo.source("gradients_regression"), "std", start=False)
     assert ModelForm(clone=std).standard.value == "gradients_regression"
 
+
+
+# ---- DIGITS' languages: the Custom Network sub-tabs and the Standard Networks' Caffe/Torch versions -----------
+def _lenet_prototxt(outputs: int = 500) -> str:
+    from digits_widgets.nets.caffe import standard_network
+
+    return standard_network("lenet").replace("num_output: 500", f"num_output: {outputs}")
+
+
+def test_custom_caffe_tab_visualizes_and_trains_the_prototxt(digits_ds):
+    form = ModelForm(dataset=digits_ds)
+    form.network_tabs.selected_index = CUSTOM
+    form.custom.framework = "caffe"
+    form.custom.texts["caffe"].value = _lenet_prototxt(64)
+    form.visualize()
+    assert form.summary.summary is not None, form.summary.error
+    assert ("net.ip1", "InnerProduct", "1×64") in [(r.name, r.type, r.output_shape) for r in form.summary.summary.rows]
+    f = form.fields
+    f["name"].value, f["epochs"].value, f["batch_size"].value = "caffe-lenet", 1, 4
+    job = form.create()
+    assert job is not None, form.message.value + form.network_message.value
+    assert job.wait(120) == "Done"
+    assert job.network_source() == _lenet_prototxt(64)
+    clone = ModelForm(clone=job)
+    assert clone.network_tabs.selected_index == CUSTOM and clone.custom.framework == "caffe"
+    assert clone.custom.value == _lenet_prototxt(64) and clone.custom.texts["pytorch"].value == ""
+
+
+def test_text_in_the_wrong_sub_tab_is_refused_with_the_right_tab(digits_ds):
+    form = ModelForm(dataset=digits_ds)
+    form.network_tabs.selected_index = CUSTOM
+    form.custom.framework = "caffe"
+    form.custom.texts["caffe"].value = zoo.source("lenet")           # Python, in the Caffe tab
+    form.fields["name"].value = "misplaced"
+    before = len(dw.jobs("model"))
+    assert form.create() is None
+    assert "The Caffe tab holds text that reads as Python (PyTorch): paste it in the PyTorch tab" in (
+        form.network_message.value)
+    assert len(dw.jobs("model")) == before, "nothing is written for a network that was refused"
+    form.custom.framework = "torch"
+    form.custom.texts["torch"].value = _lenet_prototxt()
+    form.visualize()
+    assert "reads as a Caffe prototxt: paste it in the Caffe tab" in form.summary.html.value
+    form.custom.framework = "pytorch"
+    form.visualize()
+    assert "Write a network in the Custom Network tab (PyTorch)" in form.summary.html.value
+
+
+def test_standard_tab_offers_digits_caffe_and_torch_versions(digits_ds, grads):
+    from digits_widgets.nets import torch7
+
+    form = ModelForm(dataset=digits_ds)
+    form.standard.value = "lenet"
+    assert [v for _, v in form.standard_framework.options] == ["pytorch", "caffe", "torch"]
+    assert form.standard_framework.layout.display is None
+    form.standard_framework.value = "torch"
+    assert form.network_source() == torch7.standard_network("lenet")
+    form.network_tabs.children[0].children[-1].children[0].click()     # Customize
+    assert form.network_tabs.selected_index == CUSTOM and form.custom.framework == "torch"
+    assert form.custom.value == torch7.standard_network("lenet")
+    form.standard.value = "autoencoder"                                  # PyTorch only
+    assert form.standard_framework.value == "pytorch" and form.standard_framework.layout.display == "none"
+    job = dw.train(digits_ds, zoo.source("lenet", "caffe"), "std-caffe", start=False)
+    again = ModelForm(clone=job)
+    assert (again.network_tabs.selected_index, again.standard.value, again.standard_framework.value) == (
+        0, "lenet", "caffe")
+    assert ModelForm(dataset=grads).standard_framework.layout.display == "none"
+
+
+def test_caffemodel_field_is_the_pretrained_weights(digits_ds, tmp_path):
+    first = dw.train(digits_ds, _lenet_prototxt(32), "caffe-first", epochs=1, batch_size=4)
+    assert first.wait(120) == "Done"
+    weights = first.export_caffemodel(tmp_path / "lenet.caffemodel")
+    form = ModelForm(dataset=digits_ds)
+    form.network_tabs.selected_index = CUSTOM
+    form.custom.value = _lenet_prototxt(32)
+    assert form.custom.framework == "caffe", "text goes to the sub-tab of its language"
+    form.custom.caffemodel.value = str(weights)
+    assert form.fields["pretrained"].value == str(weights)
+    f = form.fields
+    f["name"].value, f["epochs"].value, f["batch_size"].value = "caffe-tuned", 1, 4
+    job = form.create()
+    assert job is not None, form.message.value + form.network_message.value
+    assert job.wait(120) == "Done"
+    log = job.path("train.log").read_text()
+    assert "ip1" in log and "loaded" in log.lower(), log[-2000:]
+
+
+def test_torch_tab_says_when_lupa_is_missing(monkeypatch, digits_ds):
+    from digits_widgets.nets import torch7
+    from digits_widgets.ui import custom_network
+
+    monkeypatch.setattr(custom_network, "lupa_installed", lambda: False)
+    form = ModelForm(dataset=digits_ds)
+    assert "pip install 'digits_widgets[torch7]'" in form.custom.tabs.children[2].children[0].value
+    form.network_tabs.selected_index = CUSTOM
+    form.custom.value = torch7.standard_network("lenet")
+    form.visualize()
+    assert "Torch7 Lua networks run with lupa, which is not installed" in form.summary.html.value

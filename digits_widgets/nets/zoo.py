@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import NetworkError, OptionError
 
-__all__ = ['StandardNetwork', 'STANDARD', 'KINDS', 'names', 'source']
+__all__ = ['StandardNetwork', 'STANDARD', 'KINDS', 'names', 'source', 'frameworks']
 
 KINDS = ('classification', 'regression', 'processing', 'autoencoder')
 _DIR = Path(__file__).resolve().parent / 'standard'
@@ -71,8 +71,27 @@ def names(kind: str | None = None) -> list[str]:
     return [n for n, net in STANDARD.items() if kind is None or net.kind == kind]
 
 
-def source(name: str) -> str:
-    """The network text of a standard network, ready for ``build_network`` or a cell."""
+def frameworks(name: str) -> tuple[str, ...]:
+    """The languages a standard network is written in: always ``'pytorch'``; DIGITS' LeNet, AlexNet and
+    GoogLeNet also as DIGITS shipped them for Caffe (prototxt) and Torch (Lua), as its form offered them."""
+    from .caffe import STANDARD_NETWORKS as CAFFE
+    from .torch7 import STANDARD_NETWORKS as TORCH
+
+    return ('pytorch',) + (('caffe',) if name in CAFFE else ()) + (('torch',) if name in TORCH else ())
+
+
+def source(name: str, framework: str = 'pytorch') -> str:
+    """The network text of a standard network in one of its :func:`frameworks`, ready for ``build_network``
+    or a cell."""
     if name not in STANDARD:
         raise NetworkError(f"There is no standard network {name!r}; choose one of {', '.join(STANDARD)}")
+    if framework not in frameworks(name):
+        raise NetworkError(f"The standard network {name!r} is written in {', '.join(frameworks(name))}, "
+                           f"not {framework!r}")
+    if framework == 'caffe':
+        from .caffe import standard_network
+        return standard_network(name)
+    if framework == 'torch':
+        from .torch7 import standard_network
+        return standard_network(name)
     return (_DIR / f'{name}.py').read_text(encoding='utf-8')

@@ -6,8 +6,11 @@ so the form never accepts what training would refuse: an :class:`OptionError` na
 is shown next to that field. Create replaces the form with the job's training panel, as DIGITS redirected to
 the new model's page.
 
-Not here: DIGITS' comma-separated learning rates and batch sizes (one job per combination), and a "use the
-network of the last ``%%digits_model`` cell" switch: the magic keeps no record of its last cell to read.
+The network is DIGITS' three tabs: Standard Networks (LeNet, AlexNet and GoogLeNet also in DIGITS' Caffe and
+Torch versions), Previous Networks (fine-tuning from a snapshot) and Custom Network (PyTorch, Caffe and Torch
+sub-tabs, :mod:`.custom_network`; "Use the %%digits_model cell" copies the kernel's latest cell there).
+
+Not here: DIGITS' comma-separated learning rates and batch sizes (one job per combination).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from ..train.launch import train
 from ..train.options import OPTION_NAMES, TrainOptions
 from ..train.pretrained import resolve_snapshot
 from . import panel_for
+from .custom_network import FRAMEWORK_TITLES, CustomNetwork
 from .fields import ERROR, OK, NumberField, Verdict, bool_field, choice_field, text_field
 from .lr_preview import POLICY_PARAMS, LrPolicyEditor
 from .network_summary import NetworkSummaryView
@@ -182,8 +186,12 @@ class ModelForm(widgets.VBox):
                                                   layout=self.previous.layout)
         self.previous.observe(lambda _: self._previous_changed(), "value")
         self.previous_snapshot.observe(lambda _: self._snapshot_changed(), "value")
-        self.custom = widgets.Textarea(placeholder="class UserModel(Tower): ...",
-                                       layout=widgets.Layout(width="100%", height="320px"))
+        self.standard_framework = widgets.ToggleButtons(
+            options=[("PyTorch", "pytorch")], tooltips=["The network in PyTorch", "As DIGITS shipped it for "
+                                                        "Caffe (prototxt)", "As DIGITS shipped it for Torch (Lua)"],
+            style={"button_width": "90px"})
+        self.standard_framework.observe(lambda _: self._describe_standard(), "value")
+        self.custom = CustomNetwork(on_caffemodel=self._caffemodel_changed)
         self.from_cell_button = widgets.Button(
             description="Use the %%digits_model cell", icon="paste", layout=widgets.Layout(width="auto"),
             tooltip="Copy the network of the latest %%digits_model cell run in this kernel")
@@ -197,7 +205,7 @@ class ModelForm(widgets.VBox):
             buttons.append(widgets.Button(description=text, tooltip=tip, layout=widgets.Layout(width="auto")))
             buttons[-1].on_click(action)
         self.network_tabs = widgets.Tab(children=[
-            widgets.VBox([self.standard, self.standard_info, widgets.HBox(buttons[:2])]),
+            widgets.VBox([self.standard, self.standard_framework, self.standard_info, widgets.HBox(buttons[:2])]),
             widgets.VBox([self.previous, self.previous_snapshot, buttons[2]]),
             widgets.VBox([self.from_cell_button, self.custom])],
             titles=["Standard Networks", "Previous Networks", "Custom Network"])
@@ -213,13 +221,12 @@ class ModelForm(widgets.VBox):
         """The text of the network the active tab selects; OptionError(field='network') when there is none."""
         tab = self.network_tabs.selected_index
         if tab == STANDARD and self.standard.value:
-            return zoo.source(self.standard.value)
+            return zoo.source(self.standard.value, self.standard_framework.value or "pytorch")
         if tab == PREVIOUS and self.previous.value:
             return find_job(self.previous.value, kind="model").network_source()
-        if tab == CUSTOM and self.custom.value.strip():
-            return self.custom.value
-        raise OptionError(["Choose a standard network", "Choose a previous model",
-                           "Write a network in the Custom tab"][tab or 0], field="network")
+        if tab == CUSTOM:
+            return self.custom.source()
+        raise OptionError(["Choose a standard network", "Choose a previous model"][tab or 0], field="network")
 
     def _customize(self, tab: int) -> None:
         """DIGITS' "Customize": copy the chosen network's text into the Custom tab and switch to it."""
@@ -242,8 +249,18 @@ class ModelForm(widgets.VBox):
         self.network_tabs.selected_index = CUSTOM
         self.network_message.value = self.message.value = ""   # an earlier "no cell yet" no longer holds
 
+    def _caffemodel_changed(self, path: str) -> None:
+        """The Caffe tab's .caffemodel is the pretrained weights (loaded by layer name, as DIGITS did)."""
+        self.fields["pretrained"].value = path or None
+
     def _describe_standard(self) -> None:
         net = zoo.STANDARD.get(self.standard.value or "")
+        languages = zoo.frameworks(net.name) if net is not None else ("pytorch",)
+        if tuple(v for _, v in self.standard_framework.options) != languages:
+            keep = self.standard_framework.value if self.standard_framework.value in languages else "pytorch"
+            self.standard_framework.options = [(FRAMEWORK_TITLES[f], f) for f in languages]
+            self.standard_framework.value = keep
+        self.standard_framework.layout.display = None if len(languages) > 1 else "none"
         if net is None:
             self.standard_info.value = "<i>No standard network fits this dataset: write one in Custom.</i>"
             return
@@ -408,8 +425,10 @@ class ModelForm(widgets.VBox):
         self.show_advanced.value = opts["policy"] != D["policy"] or any(opts.get(p) is not None
                                                                         for p in POLICY_PARAMS)
         text = job.network_source()
-        same = [n for _, n in self.standard.options if zoo.source(n) == text] if self.standard.options else []
+        same = [(n, f) for _, n in (self.standard.options or ())
+                for f in zoo.frameworks(n) if zoo.source(n, f) == text]
         if same:
-            self.standard.value, self.network_tabs.selected_index = same[0], STANDARD
+            self.standard.value, self.network_tabs.selected_index = same[0][0], STANDARD
+            self.standard_framework.value = same[0][1]
         else:
             self.custom.value, self.network_tabs.selected_index = text, CUSTOM

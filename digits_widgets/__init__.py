@@ -16,6 +16,7 @@ from .store.jobs import Job, jobs_dir
 from .store.lmdb_db import open_db, read_mean
 from .train.launch import train
 from .infer.model import Model
+from .infer.archive import load_model
 from .train.model_job import ModelJob
 from .train.options import TrainOptions
 from .train.solver import lr_curve

@@ -1,4 +1,5 @@
-"""A trained model job you can test: ``job.infer``, ``job.infer_db``, ``job.classify``, ``job.probe``.
+"""A trained model job you can test: ``job.infer``, ``job.infer_db``, ``job.classify``, ``job.probe``;
+and take away: ``job.download`` (an archive ``dw.load_model`` opens anywhere), ``job.export`` (TorchScript, ONNX).
 
 It extends the training-level ``ModelJob`` (registered for the same kind, so ``dw.job(id)`` and
 ``dw.train`` hand out this class once ``digits_widgets`` is imported). Predictors are cached per snapshot.
@@ -61,3 +62,20 @@ class Model(ModelJob):
         pred = self.predictor(snapshot)
         x = pred.transform(pred.load(image, resize)[None]).to(pred.device)
         return probe(pred.module.inner, lambda t: pred.module.infer(t), x)
+
+    # ---- taking the model elsewhere ------------------------------------------------------------------
+    def download(self, path: "str | Path", format: str | None = None, snapshot: "str | float | None" = None,
+                 include: "tuple[str, ...]" = ()) -> Path:
+        """DIGITS' "Download Model": snapshot, network text, mean file, labels and info.json in one
+        ``tar.gz`` or ``zip`` (``path`` a folder: ``<name>-epoch-N.tar.gz`` in it), for ``dw.load_model``.
+        ``include=("onnx",)`` adds the ONNX export (``"torchscript"`` the TorchScript one)."""
+        from .archive import download
+        return download(self, path, format, snapshot, include)
+
+    def export(self, path: "str | Path", format: str = "onnx", snapshot: "str | float | None" = None,
+               preprocess: str = "bake") -> Path:
+        """The snapshot's network as TorchScript (``format="torchscript"``) or ONNX with a dynamic batch axis.
+        ``preprocess="bake"``: the file takes raw 0..255 N×C×H×W images (mean and crop inside);
+        ``"separate"``: it takes what the network sees, and ``<stem>.preprocess.json`` says how to get there."""
+        from .export import export_predictor
+        return export_predictor(self.predictor(snapshot, device="cpu"), path, format, preprocess)

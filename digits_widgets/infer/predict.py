@@ -38,9 +38,14 @@ class Prediction:
 
 
 class Predictor:
-    """A model job's network with a snapshot's weights, ready for inference on CPU or CUDA."""
+    """A model job's network with a snapshot's weights, ready for inference on CPU or CUDA.
 
-    def __init__(self, job: ModelJob, snapshot: "str | float | None" = None, device: str | None = None):
+    ``state`` is the snapshot's contents when they do not come from the job's directory (a downloaded
+    archive opened by ``dw.load_model``, whose job stands in for the model job); else the snapshot is read.
+    """
+
+    def __init__(self, job: ModelJob, snapshot: "str | float | None" = None, device: str | None = None,
+                 state: dict | None = None):
         self.job = job
         self.dataset: DatasetJob = job.dataset
         self.options = job.options
@@ -58,7 +63,8 @@ class Predictor:
                                           job.name, self.crop, label_shape=maps)
         self.crop = self.crop or self.network.crop_len
         self.snapshot_path = job.snapshot_path(snapshot)
-        state = records.load(self.snapshot_path)
+        if state is None:
+            state = records.load(self.snapshot_path)
         self.module = self.network.module
         self.module.load_state_dict(state.get("model", state))
         self.module.to(self.device).eval()

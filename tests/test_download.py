@@ -136,3 +136,27 @@ def test_a_network_given_as_an_object_needs_it_again(grads, tmp_path):
     x = np.full((8, 8), 100, np.uint8)
     model = dw.load_model(path, network=nn.Sequential(nn.Flatten(), nn.Linear(64, 2)))
     np.testing.assert_allclose(model.infer(x).outputs, job.infer(x).outputs, rtol=1e-6, atol=1e-6)
+
+
+def test_the_training_panel_download_button_writes_an_archive_that_loads(regression, tmp_path, monkeypatch):
+    from digits_widgets.ui.pump import Pump
+    from digits_widgets.ui.training_panel import TrainingPanel
+
+    job = regression
+    monkeypatch.chdir(job.dir.parent)      # JupyterLab's root: the link is files/<job id>/<archive>
+    panel = TrainingPanel(job, pump=Pump(find_loop=lambda: None))
+    panel.download_button.click()
+    path = job.dir / "reg_tiny-epoch-2.tar.gz"
+    assert path.is_file()
+    assert f"href='files/{job.id}/reg_tiny-epoch-2.tar.gz'" in panel.message.value
+    assert str(path.resolve()) in panel.message.value
+    x = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    np.testing.assert_allclose(dw.load_model(path).infer(x).outputs, job.infer(x).outputs, rtol=1e-6, atol=1e-6)
+    panel.close()
+
+    empty = dw.train(job.dataset, TOWER_REGRESSION, "never trained", start=False)
+    panel = TrainingPanel(empty, pump=Pump(find_loop=lambda: None))
+    panel.download_button.click()
+    assert "has no snapshot yet" in panel.message.value and "color:#c62828" in panel.message.value
+    assert not list(empty.dir.glob("*.tar.gz"))
+    panel.close()

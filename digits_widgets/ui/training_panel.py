@@ -161,6 +161,18 @@ def status_html(job: Any, status: str) -> str:
     return out
 
 
+def download_html(path: Path) -> str:
+    """The archive's absolute path, and a link to it when it is under the kernel's folder: JupyterLab serves
+    ``files/<path relative to its root>``, which is that folder when the lab was started there."""
+    shown = f"<code>{html.escape(str(path))}</code>"
+    try:
+        rel = path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return f"Model archive written: {shown}"
+    return (f"Model archive written: <a href='files/{html.escape(rel)}' download target='_blank'>"
+            f"{html.escape(path.name)}</a> ({shown})")
+
+
 def _is_classification(job: Any) -> bool:
     try:
         return job.dataset.task == "classification"
@@ -230,14 +242,18 @@ class TrainingPanel(widgets.VBox):
         self.abort_button = widgets.Button(description="Abort", icon="stop", button_style="danger")
         self.pause_button = widgets.Button(description="Pause", icon="pause")
         self.resume_button = widgets.Button(description="Resume", icon="play", button_style="success")
-        self.message = widgets.HTML()
+        self.download_button = widgets.Button(description="Download Model", icon="download",
+                                              tooltip="Write the last snapshot's archive into the job directory")
+        self.message = widgets.HTML()   # a refused action's reason, or where Download Model wrote the archive
         self.status = widgets.HTML()
         self.log_html = widgets.HTML()   # not ``log``: that is the widget's Logger trait
         self.abort_button.on_click(lambda _: self._act(self.job.abort))
         self.pause_button.on_click(lambda _: self._act(self.job.pause))
         self.resume_button.on_click(lambda _: self._act(self._resume))
+        self.download_button.on_click(lambda _: self._act(self._download))
         self._below_charts = (widgets.HBox([self.progress, self.progress_label]),
-                              widgets.HBox([self.abort_button, self.pause_button, self.resume_button, self.message]),
+                              widgets.HBox([self.abort_button, self.pause_button, self.resume_button,
+                                            self.download_button, self.message]),
                               self.status, self.log_html)
         super().__init__(children=[self.title, self.figure, self.lr_figure, *self._below_charts])
         self._synced = (self.title, self.progress, self.progress_label, self.status, self.log_html,
@@ -375,6 +391,12 @@ class TrainingPanel(widgets.VBox):
         elif self._can_resume(self.job.status):
             self.job.resume()
 
+    def _download(self) -> None:
+        """DIGITS' "Download Model": the last snapshot's archive beside the job's files, and where it is."""
+        from ..infer.archive import default_archive_name, download
+        path = download(self.job, self.job.path(default_archive_name(self.job))).resolve()
+        self.message.value = download_html(path)
+
     def _act(self, action: Any) -> None:
         self.message.value = ""
         try:
@@ -432,8 +454,8 @@ class TrainingPanel(widgets.VBox):
             self._stop()
             if self._catch_up_cancel is not None:
                 self._catch_up_cancel()
-            parts = [*self._synced, self.message, *self.children, self.figure, self.lr_figure,
-                     *self.figure.axes, *self.lr_figure.axes, *(s.line for s in self.lines)]
+            parts = [*self._synced, self.message, self.download_button, *self.children, self.figure,
+                     self.lr_figure, *self.figure.axes, *self.lr_figure.axes, *(s.line for s in self.lines)]
             for part in parts:
                 part.close()
         super().close()

@@ -67,8 +67,10 @@ _HELP: dict[str, str] = {
     "weight_decay": "Weight decay; unset: lr / 100, as DIGITS.",
     "rms_decay": "RMSprop decay.",
     "shuffle": "Do not shuffle the training data each epoch.",
-    "device": "Device: auto, cpu, cuda or cuda:N.",
-    "gpus": "Number of GPUs; more than 1 trains under torchrun with DistributedDataParallel.",
+    "device": "Device: auto, cpu, cuda, cuda:N or cuda:I,J (the GPUs I and J, as --gpus I,J).",
+    "gpus": "How many GPUs (the next free ones), or which: 0,2 (one GPU by index: 2, with the comma); "
+            "more than 1 trains under torchrun with DistributedDataParallel. The job waits until they are free.",
+    "share_gpus": "Let other --share-gpus trainings run on the same GPUs at once (default: one training per GPU).",
     "launcher": "auto (a thread, or torchrun when --gpus/--nproc > 1), thread or torchrun.",
     "nproc": "torchrun processes; unset: --gpus.",
     "amp": "Do not use mixed precision on CUDA.",
@@ -89,11 +91,11 @@ _GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
                                   "early_stopping", "tensorboard")),
     ("Data transformations and augmentation", ("mean", "crop", "flip", "quad_rot", "noise", "hsv", "hsv_h",
                                                "hsv_s", "hsv_v")),
-    ("Hardware", ("device", "gpus", "launcher", "nproc", "amp")),
+    ("Hardware", ("device", "gpus", "share_gpus", "launcher", "nproc", "amp")),
     ("Pretrained model and network parameters", ("pretrained", "freeze", "params")),
 )
 
-_METAVARS = {"pretrained": "JOB_OR_PATH", "freeze": "REGEX"}
+_METAVARS = {"pretrained": "JOB_OR_PATH", "freeze": "REGEX", "gpus": "N|I,J"}
 
 # OptionError fields raised by the learning-rate policy under its own names, as the flags spell them.
 _FIELD_ALIASES = {"base_lr": "lr", "name": "policy"}
@@ -145,6 +147,17 @@ def _stepvalues(text: str) -> tuple[float, ...]:
             f"invalid value {text!r}: give comma-separated percents of training, e.g. 50,85") from None
 
 
+def _gpus(text: str) -> int | tuple[int, ...]:
+    """``2`` → a count of 2 GPUs; ``0,2`` → GPUs 0 and 2; ``2,`` → GPU 2 (indices are checked later)."""
+    try:
+        if "," not in text:
+            return int(text)
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}: give a count (2) or comma-separated GPU indices (0,2)") from None
+
+
 def _base_type(hint: Any) -> Any:
     """The type behind ``X | None`` (a tuple type wins: stepvalues also accepts text)."""
     union = typing.get_origin(hint) in (typing.Union, types.UnionType)
@@ -177,8 +190,8 @@ def _add_option(group: argparse._ArgumentGroup, f: dataclasses.Field, hint: Any)
             group.add_argument(flag(f.name), dest=f.name, action="store_true", default=argparse.SUPPRESS,
                                help=help_text)
         return
-    convert = {tuple: _stepvalues, int: int, float: float}.get(kind, str)
-    metavar = {tuple: "P1,P2", int: "N", float: "X"}.get(kind, _METAVARS.get(f.name, f.name.upper()))
+    convert = _gpus if f.name == "gpus" else {tuple: _stepvalues, int: int, float: float}.get(kind, str)
+    metavar = _METAVARS.get(f.name) or {tuple: "P1,P2", int: "N", float: "X"}.get(kind, f.name.upper())
     if default is not None:
         help_text += f" (default: {_default_text(default)})"
     group.add_argument(flag(f.name), dest=f.name, type=convert, default=argparse.SUPPRESS,

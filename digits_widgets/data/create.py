@@ -3,7 +3,8 @@
 Each call creates a job directory and returns the job at once; the work runs in a background thread
 that reports progress (done / total, rate, ETA) and can be aborted. Bad input ends the job in Error
 with a message naming the file or field, and whatever it had written is removed first, so no partial
-database is ever mistaken for a good one. ``job.wait()`` blocks and re-raises that error.
+database is ever mistaken for a good one. ``job.wait()`` blocks and re-raises that error. Jobs beyond the
+scheduler's dataset pool (``$DIGITS_DATASET_SLOTS``, default 2) wait, Waiting, in submission order.
 ``generic`` ("Other": existing LMDBs, DIGITS classification DBs with their labels.txt) lives in ``other.py``.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from ..errors import DatasetError, ImageError
 from ..store.jobs import Job, create_job
+from ..store.scheduler import DATASET, Request
 from . import generators, images, sources
 from .dataset import DatasetJob
 from .other import generic
@@ -28,9 +30,10 @@ CHANNEL_MODES = {"none": None, "RGB": "RGB", "L": "L"}
 
 
 def _start(type_: str, name: str, params: dict, work, cleanup: bool = True) -> DatasetJob:
+    """Create the job and queue it in the scheduler's dataset pool (DIGITS ran a few at once)."""
     job = create_job("dataset", type_, name, params)
     on_failure = (lambda j: remove_outputs(j, OUTPUTS)) if cleanup else None
-    return job.start(lambda j: work(j, **params), on_failure=on_failure)
+    return job.start(lambda j: work(j, **params), on_failure=on_failure, request=Request(DATASET))
 
 
 def _check_choice(value: object, choices: Sequence, field: str) -> None:

@@ -21,6 +21,8 @@ from typing import Any, Callable, Iterator
 from .._version import __version__ as version
 from ..errors import DigitsError, JobError
 from . import waiting
+from .scheduler import Grant, Request, Scheduler, Ticket
+from .scheduler import default as default_scheduler
 
 INITIALIZED, WAITING, RUNNING, DONE, ABORTED, ERROR = (
     "Initialized", "Waiting", "Running", "Done", "Aborted", "Error")
@@ -133,6 +135,8 @@ class Job:
         self._abort = threading.Event()
         self._thread: threading.Thread | None = None
         self._watcher: threading.Thread | None = None   # follows a job another process runs (torchrun)
+        self._ticket: Ticket | None = None    # its place in the scheduler's queue, then its grant
+        self.grant: Grant | None = None       # what the scheduler gave its current run
         self.exception: BaseException | None = None
         self._last_progress_save = 0.0
         self._last_progress_event = 0.0
@@ -262,8 +266,20 @@ class Job:
         return self.status in ACTIVE
 
     def is_owned_here(self) -> bool:
-        """True when a thread of this process runs the job."""
-        return self._thread is not None and self._thread.is_alive()
+        """True when a thread of this process runs the job, or launched it (torchrun) and follows it."""
+        return any(t is not None and t.is_alive() for t in (self._thread, self._watcher))
+
+    @property
+    def queue_position(self) -> int | None:
+        """1-based place in this kernel's queue while the job is Waiting for resources, else None."""
+        ticket = self._ticket
+        return None if ticket is None else ticket.scheduler.position(ticket)
+
+    @property
+    def waiting_for(self) -> str | None:
+        """What a queued job waits for ('GPU 0', 'a CPU training slot'), None when it is not queued."""
+        ticket = self._ticket
+        return ticket.request.describe() if ticket is not None and ticket.waiting else None
 
     def _owner_alive(self) -> bool:
         return owner_gone(self.record.get("owner") or {}) is None
@@ -278,8 +294,11 @@ class Job:
             why = owner_gone(self.record.get("owner") or {})
             if why is None:
                 return False
-            reason = (f"Aborted: {why} (kernel restart or kill) while the job was {status}; "
-                      "resume it to continue from its last checkpoint")
+            if status == WAITING:   # queued, never started this run: nothing to resume from it
+                reason = f"Aborted: the kernel that queued it ended before it started ({why})"
+            else:
+                reason = (f"Aborted: {why} (kernel restart or kill) while the job was {status}; "
+                          "resume it to continue from its last checkpoint")
             self.record["status_history"].append([ABORTED, time.time(), reason])
             self.record["error"] = reason
             try:
@@ -362,23 +381,56 @@ class Job:
             self.emit({"type": "progress", **progress})
 
     # ---- running -------------------------------------------------------------------------------
-    def start(self, work: Callable[["Job"], None], on_failure: Callable[["Job"], None] | None = None) -> "Job":
-        """Run ``work(job)`` in a daemon thread: Running → Done, Aborted (JobAborted) or Error.
+    def start(self, work: Callable[["Job"], None], on_failure: Callable[["Job"], None] | None = None,
+              request: Request | None = None, scheduler: Scheduler | None = None) -> "Job":
+        """Run ``work(job)`` in a daemon thread: Waiting → Running → Done, Aborted (JobAborted) or Error.
 
-        ``on_failure`` runs before the final status is written, so whatever it removes (partial
-        databases) is gone by the time anyone sees Error or Aborted.
+        With a ``request`` the job takes its place in the scheduler's queue now (so the queue keeps the
+        order of the calls) and stays Waiting until it is granted (``job.grant``); an abort meanwhile
+        ends it Aborted without starting it. ``on_failure`` and the release of the grant both happen
+        before the final status is written, so whatever it removes (partial databases) is gone and the
+        resources are free by the time anyone sees Done, Error or Aborted.
         """
+        self._abort.clear()
+        self.grant = None
+        self._ticket = (scheduler or default_scheduler()).submit(self.id, request) if request else None
         with Job._live_lock:
             Job._live[str(self.dir.resolve())] = self
-        self._abort.clear()
         self.set_status(WAITING)
         self._thread = threading.Thread(target=self._run, args=(work, on_failure),
                                         name=f"digits-job-{self.id}", daemon=True)
         self._thread.start()
         return self
 
+    def wait_for_resources(self) -> bool:
+        """Block (in the job's own thread) until the scheduler grants the job's ticket; False when the
+        job was aborted first, after writing Aborted with the reason (it never started)."""
+        ticket = self._ticket
+        if ticket is None:
+            return True
+        if ticket.waiting:
+            self.emit({"type": "queue", "position": ticket.scheduler.position(ticket),
+                       "waiting_for": ticket.request.describe()})
+        grant = ticket.scheduler.wait(ticket, self._abort.is_set)
+        if grant is None:
+            self.set_status(ABORTED, error=f"Aborted while waiting for {ticket.request.describe()}: "
+                                           "it never started")
+            return False
+        self.grant = grant
+        with self._lock:
+            self.record["resources"] = {"pool": grant.pool, "gpus": list(grant.gpus)}
+        return True
+
+    def release_resources(self) -> None:
+        """Give back what the scheduler granted (safe to call twice); done before any final status."""
+        ticket = self._ticket
+        if ticket is not None:
+            ticket.scheduler.release(ticket)
+
     def _run(self, work: Callable[["Job"], None], on_failure: Callable[["Job"], None] | None) -> None:
         try:
+            if not self.wait_for_resources():
+                return
             self.set_status(RUNNING)
             work(self)
         except JobAborted:
@@ -392,6 +444,7 @@ class Job:
                 pass
             self._finish_failed(on_failure, ERROR, message)
         else:
+            self.release_resources()
             self.set_status(DONE)
 
     def _finish_failed(self, on_failure: Callable[["Job"], None] | None, status: str,
@@ -401,11 +454,15 @@ class Job:
                 on_failure(self)
             except Exception as cleanup_exc:  # noqa: BLE001 - report, but keep the original error
                 message = f"{message or status}\n(cleanup also failed: {cleanup_exc})"
+        self.release_resources()
         self.set_status(status, error=message)
 
     def abort(self) -> None:
-        """Ask the worker to stop at its next check; returns at once."""
+        """Ask the worker to stop at its next check (a queued job leaves the queue); returns at once."""
         self._abort.set()
+        ticket = self._ticket
+        if ticket is not None and ticket.waiting:
+            ticket.scheduler.wake()
 
     def check_abort(self) -> None:
         """Called by workers between units of work."""

@@ -5,6 +5,11 @@ returns at once. With one process the trainer runs in a daemon thread here; with
 (or ``launcher='torchrun'``) it runs ``torchrun -m digits_widgets.train.worker JOB_DIR`` and a follower
 thread turns the job's metrics file into the same events the thread runner emits.
 
+Every training goes through the kernel's scheduler (``store/scheduler.py``): it asks for its GPUs (by
+index with ``gpus=[0, 2]`` / ``device='cuda:2'``, else the next free ones) or, without GPUs, for a CPU
+training slot, and stays Waiting until they are free. A thread run uses ``cuda:<its GPU>``; a torchrun
+sees only its GPUs, through ``CUDA_VISIBLE_DEVICES``.
+
 Several machines: run on each node, with the job directory on shared storage,
 ``torchrun --nnodes=2 --node_rank=R --nproc_per_node=G --rdzv_backend=c10d --rdzv_endpoint=HOST:29400
 -m digits_widgets.train.worker /shared/digits-jobs/JOB_ID``.
@@ -24,7 +29,8 @@ from torch import nn
 from ..data.dataset import DatasetJob
 from ..errors import OptionError
 from ..store import waiting
-from ..store.jobs import ACTIVE, DONE, ERROR, create_job, find_job
+from ..store import scheduler
+from ..store.jobs import ACTIVE, DONE, ERROR, WAITING, create_job, find_job
 from . import records
 from .model_job import ModelJob
 from .options import TrainOptions
@@ -48,6 +54,7 @@ def train(dataset: "str | DatasetJob", network, name: str | None = None, *, star
     ``TrainOptions`` (DIGITS' names and defaults). ``group``: DIGITS' optional group name.
     """
     opts = TrainOptions(**options)
+    scheduler.default().check(resource_request(opts))   # a GPU that does not exist: refused before any job
     ds = find_job(dataset, kind="dataset")
     text, obj = _network_text(network)
     if obj is not None and opts.use_torchrun:
@@ -59,12 +66,35 @@ def train(dataset: "str | DatasetJob", network, name: str | None = None, *, star
     return start_job(job) if start else job
 
 
+def _cuda_count() -> int:
+    import torch
+    return torch.cuda.device_count()
+
+
+def resource_request(opts: TrainOptions) -> scheduler.Request:
+    """What a training asks the scheduler for: its GPUs (by index, else a count of the next free ones),
+    or a CPU training slot on ``device='cpu'`` and on a machine without GPUs (as DIGITS did)."""
+    gpus = scheduler.default().gpu_count(_cuda_count)
+    if opts.device == "cpu" or gpus == 0:
+        return scheduler.Request(scheduler.CPU)
+    return scheduler.Request(scheduler.GPU, gpus=opts.gpu_indices, count=opts.gpu_count, share=opts.share_gpus)
+
+
+def visible_devices(gpus: tuple[int, ...], environ: "dict[str, str] | None" = None) -> str:
+    """CUDA_VISIBLE_DEVICES for a launch on ``gpus`` (this kernel's numbering, which is relative to the
+    kernel's own CUDA_VISIBLE_DEVICES when that is set, so the devices are mapped through it)."""
+    env = os.environ if environ is None else environ
+    mine = [d.strip() for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    return ",".join(mine[i] if i < len(mine) else str(i) for i in gpus) if mine else ",".join(map(str, gpus))
+
+
 def start_job(job: ModelJob, resume: bool = False) -> ModelJob:
-    """Run (or resume) the job with the launcher its options ask for."""
+    """Run (or resume) the job with the launcher its options ask for, once the scheduler grants it."""
     for flag in ("abort", "pause"):
         job.path("control", flag).unlink(missing_ok=True)
+    request = resource_request(job.options)
     if job.options.use_torchrun:
-        return _start_torchrun(job, resume)
+        return _start_torchrun(job, resume, request)
     from .trainer import run_training
 
     def work(j: ModelJob) -> None:
@@ -72,29 +102,55 @@ def start_job(job: ModelJob, resume: bool = False) -> ModelJob:
         if ds.is_running():  # a model may be queued on a dataset that is still being created
             j.log(f"Waiting for dataset {ds.name!r} to finish", "train.log")
             ds.wait()
-        run_training(j, resume=resume)
-    return job.start(work)
+        gpus = j.grant.gpus if j.grant is not None else ()
+        if gpus and j.options.device != "cpu":
+            import torch
+            if torch.cuda.is_available():
+                torch.cuda.set_device(gpus[0])   # this thread's "cuda" is its GPU, for device='cuda' too
+            run_training(j, resume=resume, local_rank=gpus[0])   # device auto → cuda:<its GPU>
+        else:
+            run_training(j, resume=resume)
+    return job.start(work, request=request)
 
 
 start = start_job
 
 
-def _start_torchrun(job: ModelJob, resume: bool) -> ModelJob:
+def _start_torchrun(job: ModelJob, resume: bool, request: scheduler.Request) -> ModelJob:
+    """Queue the launch; a thread starts torchrun when the scheduler grants it, then follows the job."""
+    job._abort.clear()
+    job.grant, job.process = None, None
+    job._ticket = scheduler.default().submit(job.id, request)
+    job.set_status(WAITING)
+    job._watcher = threading.Thread(target=_launch_when_granted, args=(job, resume), daemon=True,
+                                    name=f"digits-follow-{job.id}")
+    job._watcher.start()
+    return job
+
+
+def _launch_when_granted(job: ModelJob, resume: bool) -> None:
+    if not job.wait_for_resources():
+        return   # aborted while queued: Aborted is written, nothing was started
     opts = job.options
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={opts.processes}",
            "-m", "digits_widgets.train.worker", str(job.dir)] + (["--resume"] if resume else [])
     env = dict(os.environ, DIGITS_JOBS_DIR=str(job.dir.parent), PYTHONUNBUFFERED="1")
-    job.set_status("Waiting")
-    with open(job.path("torchrun.log"), "a") as out:
-        job.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                       start_new_session=True)
+    if job.grant.gpus:
+        env["CUDA_VISIBLE_DEVICES"] = visible_devices(job.grant.gpus)
+    try:
+        with open(job.path("torchrun.log"), "a") as out:
+            job.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                           start_new_session=True)
+    except OSError as exc:
+        job.release_resources()
+        job.set_status(ERROR, error=f"Cannot start torchrun ({exc.strerror or exc}): {' '.join(cmd)}")
+        return
     with job._lock:
         job.record["torchrun_pid"] = job.process.pid   # which launch the follower below speaks for
         job.save()
-    job.log(f"Started torchrun ({opts.processes} processes): {' '.join(cmd)}", "train.log")
-    job._watcher = threading.Thread(target=follow, args=(job,), daemon=True, name=f"digits-follow-{job.id}")
-    job._watcher.start()
-    return job
+    gpus = f" on GPUs {env['CUDA_VISIBLE_DEVICES']}" if job.grant.gpus else ""
+    job.log(f"Started torchrun ({opts.processes} processes{gpus}): {' '.join(cmd)}", "train.log")
+    follow(job)
 
 
 def follow(job: ModelJob, poll: float = 0.25) -> None:
@@ -128,6 +184,8 @@ def follow(job: ModelJob, poll: float = 0.25) -> None:
     with job._lock:
         job.reload()
         ours = job.process is not None and job.record.get("torchrun_pid") == job.process.pid
+        if ours:
+            job.release_resources()   # before the final status (when the workers could not write it)
         if ours and job.record["status_history"][-1][0] in ACTIVE:   # not a newer launch (a resume) of the job
             _finish_torchrun(job)
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ..data.dataset import DatasetJob
 from ..errors import JobError
-from ..store.jobs import ACTIVE, Job, find_job
+from ..store.jobs import ACTIVE, WAITING, Job, find_job
+from ..store.scheduler import waiting_label
 from . import records
 from .options import TrainOptions
 
@@ -94,7 +95,8 @@ class ModelJob(Job):
         return self.path(CONTROL, "pause").exists()
 
     def resume(self, network=None, keep_schedule: bool = False, **changes) -> "ModelJob":
-        """Continue from checkpoint.pt (after an abort, a crash or a kernel restart), exactly.
+        """Continue from checkpoint.pt (after an abort, a crash or a kernel restart), exactly. The run goes
+        through the scheduler like a new one: it waits, Waiting, while its GPUs or CPU slot are busy.
 
         ``changes`` are training options (``epochs=60``). The learning-rate policy is in percent of
         training, so more epochs stretch it (train.log and the panel say so); ``keep_schedule=True`` keeps
@@ -124,7 +126,10 @@ class ModelJob(Job):
 
     # ---- text status -----------------------------------------------------------------------------
     def status_line(self) -> str:
-        parts = [f"Model {self.name!r} ({self.id}) {self.status}"]
+        status = self.status
+        if status == WAITING and self.waiting_for:   # queued in this kernel's scheduler
+            status = f"{waiting_label(self.queue_position)} for {self.waiting_for}"
+        parts = [f"Model {self.name!r} ({self.id}) {status}"]
         p = self.progress
         if p.get("total"):
             parts.append(f"{p.get('stage', '')} step {p['done']}/{p['total']}")

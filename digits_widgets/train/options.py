@@ -12,7 +12,7 @@ from ..data.augment import Augmentation
 from ..errors import OptionError
 from .solver import POLICIES, SOLVERS, LrPolicy
 
-DEVICES_HELP = "auto, cpu, cuda or cuda:N"
+DEVICES_HELP = "auto, cpu, cuda, cuda:N or cuda:I,J (the GPUs I and J, as gpus=[I, J])"
 
 
 @dataclass
@@ -45,7 +45,9 @@ class TrainOptions:
     rms_decay: float = 0.99
     shuffle: bool = True
     device: str = "auto"
-    gpus: int = 1                         # more than 1 → torchrun with DistributedDataParallel
+    gpus: int | tuple[int, ...] = 1       # a count (next available) or GPU indices [0, 2]; more than 1 →
+    #                                       torchrun with DistributedDataParallel
+    share_gpus: bool = False              # let other sharing trainings use the same GPUs at once
     launcher: str = "auto"                # auto (thread, or torchrun when gpus/nproc > 1), thread, torchrun
     nproc: int | None = None              # torchrun processes (defaults to gpus)
     amp: bool = True                      # mixed precision on CUDA
@@ -60,6 +62,22 @@ class TrainOptions:
     #                                       training (``resume(keep_schedule=True)`` keeps the first run's)
 
     def __post_init__(self) -> None:
+        if isinstance(self.gpus, list):
+            self.gpus = tuple(self.gpus)
+        dev = str(self.device)
+        if dev.startswith("cuda:") and "," in dev:   # "cuda:0,1": a spelling of gpus=[0, 1]
+            try:
+                indices = tuple(int(part) for part in dev[5:].split(","))
+            except ValueError:
+                raise OptionError(f"device must be {DEVICES_HELP} (got {dev!r})", field="device") from None
+            if self.gpus not in (1, indices):
+                raise OptionError(f"device={dev!r} and gpus={self.gpus!r} disagree: give the GPUs once, "
+                                  f"as gpus={list(indices)}", field="gpus")
+            self.device, self.gpus = "cuda", indices
+        one = dev[5:] if dev.startswith("cuda:") and dev[5:].isdigit() else None
+        if one is not None and isinstance(self.gpus, tuple) and self.gpus != (int(one),):
+            raise OptionError(f"device={dev!r} and gpus={list(self.gpus)!r} disagree: give the GPUs once, "
+                              "as gpus=[...]", field="gpus")
         self.validate()
 
     def validate(self) -> None:
@@ -72,7 +90,7 @@ class TrainOptions:
                   ("batch_accumulation", self.batch_accumulation >= 1, "at least 1"),
                   ("snapshot_interval", self.snapshot_interval >= 0, "at least 0"),
                   ("val_interval", self.val_interval >= 0, "at least 0"),
-                  ("gpus", self.gpus >= 1, "at least 1"),
+                  ("gpus", self._gpus_ok(), "a count of at least 1 or a list of distinct GPU indices"),
                   ("batch_size", self.batch_size is None or self.batch_size >= 1, "at least 1"),
                   ("val_batch_size", self.val_batch_size is None or self.val_batch_size >= 1, "at least 1"),
                   ("crop", self.crop is None or self.crop >= 1, "at least 1"),
@@ -103,6 +121,25 @@ class TrainOptions:
             except re.error as exc:
                 raise OptionError(f"freeze is not a valid regular expression: {exc}", field="freeze") from None
 
+    def _gpus_ok(self) -> bool:
+        if isinstance(self.gpus, tuple):
+            return bool(self.gpus) and len(set(self.gpus)) == len(self.gpus) and all(
+                isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in self.gpus)
+        return isinstance(self.gpus, int) and not isinstance(self.gpus, bool) and self.gpus >= 1
+
+    @property
+    def gpu_indices(self) -> tuple[int, ...]:
+        """The GPUs asked for by index (``gpus=[0, 2]`` or ``device='cuda:2'``); () for "next available"."""
+        if isinstance(self.gpus, tuple):
+            return self.gpus
+        dev = str(self.device)
+        return (int(dev[5:]),) if dev.startswith("cuda:") else ()
+
+    @property
+    def gpu_count(self) -> int:
+        """How many GPUs the training uses when it runs on GPUs: one per process."""
+        return len(self.gpus) if isinstance(self.gpus, tuple) else self.processes
+
     def lr_policy(self) -> LrPolicy:
         return LrPolicy(name=self.policy, base_lr=self.lr, gamma=self.gamma, step_size=self.step_size,
                         stepvalues=self.stepvalues, power=self.power)
@@ -113,7 +150,7 @@ class TrainOptions:
 
     @property
     def processes(self) -> int:
-        return self.nproc or self.gpus
+        return self.nproc or (len(self.gpus) if isinstance(self.gpus, tuple) else self.gpus)
 
     @property
     def use_torchrun(self) -> bool:
@@ -121,8 +158,9 @@ class TrainOptions:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        if isinstance(d["stepvalues"], tuple):
-            d["stepvalues"] = list(d["stepvalues"])
+        for key in ("stepvalues", "gpus"):
+            if isinstance(d[key], tuple):
+                d[key] = list(d[key])
         return d
 
     @classmethod
@@ -133,8 +171,9 @@ class TrainOptions:
             raise OptionError(f"Unknown training option(s): {', '.join(unknown)}. Known: {', '.join(sorted(known))}",
                               field=unknown[0])
         d = dict(d)
-        if isinstance(d.get("stepvalues"), list):
-            d["stepvalues"] = tuple(d["stepvalues"])
+        for key in ("stepvalues", "gpus"):
+            if isinstance(d.get(key), list):
+                d[key] = tuple(d[key])
         return cls(**d)
 
 

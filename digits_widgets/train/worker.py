@@ -1,7 +1,8 @@
 """The torchrun entry point: ``torchrun ... -m digits_widgets.train.worker JOB_DIR [--resume]``.
 
 Every rank runs the same trainer with DistributedDataParallel (gloo on CPU, NCCL on CUDA); rank 0 alone
-writes the job's files and status, so the kernel can follow the job through its directory.
+writes the job's files and status, so the kernel can follow the job through its directory. The kernel's
+scheduler picked the GPUs and passes them as CUDA_VISIBLE_DEVICES, so rank r uses ``cuda:r`` of those.
 """
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     main_rank = rank == 0
     if main_rank:
         job.set_status(RUNNING)
-        job.log(f"torchrun worker: {world} processes, backend {backend}", "train.log")
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "") if backend == "nccl" else ""
+        job.log(f"torchrun worker: {world} processes, backend {backend}"
+                + (f", GPUs {visible} (CUDA_VISIBLE_DEVICES, set by the scheduler)" if visible else ""), "train.log")
     code = 0
     try:
         run_training(job, rank=rank, world=world, local_rank=local_rank, resume=args.resume)

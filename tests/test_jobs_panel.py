@@ -164,3 +164,70 @@ def test_metrics_tail_reads_only_what_was_appended(tmp_path):
     os.replace(tmp, path)
     tail.update(path)
     assert (tail.last_loss, tail.min_loss, tail.accuracy) == (3.0, 3.0, 0.25)
+
+
+# ---- the scheduler's queue, and a job's name and notes ------------------------------------------------
+def _until(condition, timeout: float = 10.0, what: str = "the condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        time.sleep(0.01)   # polling interval of a condition wait
+
+
+def test_waiting_jobs_show_their_place_in_the_queue(panel):
+    import threading
+
+    from digits_widgets.store.jobs import create_job
+    from digits_widgets.store.scheduler import DATASET, Request, Scheduler
+
+    sched = Scheduler(gpus=0, dataset_slots=1)
+    release = threading.Event()
+    made = []
+    for name in ("first", "second", "third"):
+        job = create_job("dataset", "gradients", name)
+        job.start(lambda j: release.wait(30), request=Request(DATASET), scheduler=sched)
+        made.append(job)
+    first, second, third = made
+    _until(lambda: first.status == "Running", what="the first job starting")
+    jobs = panel()
+    assert "Running" in _texts(jobs.datasets, first.id)[1]
+    status = _texts(jobs.datasets, second.id)[1]
+    assert "Waiting (1st in queue)" in status and "#6a1b9a" in status and 'title="Waiting for a dataset slot"' in status
+    assert "Waiting (2nd in queue)" in _texts(jobs.datasets, third.id)[1]
+    assert not jobs.datasets.rows[second.id].buttons["abort"].disabled, "a queued job can be aborted"
+    jobs.act("abort", second.id)
+    assert second.wait(10) == "Aborted" and "never started" in second.error
+    jobs.refresh()
+    assert "Aborted" in _texts(jobs.datasets, second.id)[1]
+    assert "Waiting (1st in queue)" in _texts(jobs.datasets, third.id)[1], "third moved up"
+    release.set()
+    assert first.wait(10) == "Done" and third.wait(10) == "Done"
+    get_pump().tick(force=True)
+    assert "Done" in _texts(jobs.datasets, third.id)[1]
+
+
+def test_open_job_name_and_notes_are_edited_into_job_json(grads, panel):
+    job = _train(grads, "net", start=False)
+    jobs = panel()
+    jobs.act("open", job.id)
+    editor = jobs.editor
+    assert editor is not None and jobs.detail.children[1] is editor
+    assert (editor.name.value, editor.notes.value) == ("net", "")
+    editor.name.value = "  lenet, lr 0.02  "
+    editor.notes.value = "lr 0.01 diverged after epoch 3"
+    editor.save.click()
+    record = json.loads((job.dir / "job.json").read_text())
+    assert (record["name"], record["notes"]) == ("lenet, lr 0.02", "lr 0.01 diverged after epoch 3")
+    assert editor.name.value == "lenet, lr 0.02" and "Saved" in editor.message.value
+    assert "lenet, lr 0.02" in _texts(jobs.models, job.id)[0], "the table shows the new name at once"
+    assert "lenet, lr 0.02" in jobs.detail.children[0].children[0].value
+    editor.name.value = "   "
+    editor.save.click()
+    assert "A job needs a name" in editor.message.value
+    assert json.loads((job.dir / "job.json").read_text())["name"] == "lenet, lr 0.02", "a refused name changes nothing"
+    jobs.act("open", grads.id)   # datasets have them too
+    jobs.editor.notes.value = "64 train, 16 val"
+    jobs.editor.save.click()
+    assert json.loads((grads.dir / "job.json").read_text())["notes"] == "64 train, 16 val"
+    jobs.act("clone", job.id)
+    assert jobs.editor is None and isinstance(jobs.detail.children[1], ModelForm), "a form is no job: no editor"

@@ -323,5 +323,5 @@ def install(scheduler: Scheduler | None) -> Scheduler | None:
 
 def configure(gpus: int | None = None, cpu_slots: int | None = None,
               dataset_slots: int | None = None) -> Scheduler:
-    """``dw.scheduler.configure(cpu_slots=1)``: resize this process's pools (None keeps a value)."""
+    """``digits_widgets.store.scheduler.configure(cpu_slots=1)``: resize this process's pools (None keeps one)."""
     return default().configure(gpus=gpus, cpu_slots=cpu_slots, dataset_slots=dataset_slots)

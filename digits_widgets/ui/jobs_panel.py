@@ -20,11 +20,12 @@ import ipywidgets as widgets
 from .. import api
 from ..errors import DigitsError
 from ..store.jobs import ABORTED, ACTIVE, DONE, ERROR, RUNNING, WAITING, Job, dependents, jobs_dir
+from ..store.scheduler import waiting_label
 from ..train import records
 from . import panel_for
 from .pump import get_pump
 
-__all__ = ["Jobs", "JobTable", "job_values", "matches", "MetricsTail"]
+__all__ = ["Jobs", "JobTable", "JobEditor", "job_values", "matches", "MetricsTail"]
 
 REFRESH_SECONDS = 1.0
 _COMMON_COLUMNS = [("name", "Name"), ("status", "Status"), ("progress", "Progress"), ("created", "Submitted"),
@@ -37,7 +38,7 @@ ACTION_ICONS = {"open": "folder-open", "abort": "stop", "clone": "clone", "resum
 ACTION_TIPS = {"open": "Open: show this job below", "abort": "Abort: stop at the next batch",
                "clone": "Clone: a new model form filled from this one", "resume": "Resume from the last checkpoint",
                "delete": "Delete (click again to confirm)"}
-STATUS_COLOURS = {DONE: "#2e7d32", RUNNING: "#1565c0", ERROR: "#c62828", ABORTED: "#757575"}
+STATUS_COLOURS = {DONE: "#2e7d32", RUNNING: "#1565c0", ERROR: "#c62828", ABORTED: "#757575", WAITING: "#6a1b9a"}
 
 
 @dataclass
@@ -100,6 +101,7 @@ def job_values(job: Job, now: float, tail: MetricsTail | None = None) -> dict[st
     progress = 100.0 if status == DONE else (100.0 * p["done"] / p["total"] if p.get("total") else 0.0)
     values = {"name": job.name, "group": job.group, "status": status, "progress": progress, "created": job.created,
               "elapsed": _elapsed(job, now), "error": job.error,
+              "queue": job.queue_position if status == WAITING else None, "waiting_for": job.waiting_for,
               "can_abort": status in ACTIVE,
               "can_resume": job.kind == "model" and status in (ABORTED, ERROR)
               and job.path(records.CHECKPOINT).exists()}
@@ -126,8 +128,10 @@ def _cell_text(key: str, v: dict[str, Any]) -> str:
     if key == "group":
         return html.escape(value)
     if key == "status":
-        tip = f' title="{html.escape(v["error"])}"' if v.get("error") else ""
-        return f'<span style="color:{STATUS_COLOURS.get(value, "#ef6c00")}"{tip}>{value}</span>'
+        why = v.get("error") or (f"Waiting for {v['waiting_for']}" if v.get("waiting_for") else "")
+        tip = f' title="{html.escape(why)}"' if why else ""
+        text = waiting_label(v.get("queue")) if value == WAITING else value
+        return f'<span style="color:{STATUS_COLOURS.get(value, "#ef6c00")}"{tip}>{text}</span>'
     if key == "progress":
         return f"{value:.0f}%"
     if key == "created":
@@ -233,6 +237,37 @@ class JobTable(widgets.VBox):
             self.empty.layout.display = "none" if order else None
 
 
+class JobEditor(widgets.VBox):
+    """DIGITS' editable name and notes of a job page: Save writes them to job.json (``job.rename``,
+    ``job.notes``) and calls ``on_saved``; a refused name (empty) says why and changes nothing."""
+
+    def __init__(self, job: Job, on_saved: Callable[[Job], None] = lambda job: None) -> None:
+        self.job, self._on_saved = job, on_saved
+        self.name = widgets.Text(value=job.name, description="Name", layout=widgets.Layout(width="420px"))
+        self.notes = widgets.Textarea(value=job.notes, description="Notes",
+                                      placeholder="What you tried, what you saw",
+                                      layout=widgets.Layout(width="600px", height="4.5em"))
+        self.save = widgets.Button(description="Save", icon="save", tooltip="Save the name and notes in job.json",
+                                   layout=widgets.Layout(width="auto"))
+        self.save.on_click(lambda _: self.save_changes())
+        self.message = widgets.HTML()
+        super().__init__([widgets.HBox([self.name, self.save, self.message]), self.notes])
+
+    def save_changes(self) -> None:
+        """Write what changed; the message line says what happened."""
+        try:
+            if self.name.value.strip() != self.job.name:
+                self.job.rename(self.name.value)
+            if self.notes.value != self.job.notes:
+                self.job.notes = self.notes.value
+        except (DigitsError, OSError) as exc:
+            self.message.value = f'<span style="color:#c62828">{html.escape(str(exc))}</span>'
+            return
+        self.name.value = self.job.name
+        self.message.value = "<small>Saved.</small>"
+        self._on_saved(self.job)
+
+
 class Jobs(widgets.VBox):
     """Datasets and models in two sortable tables, refreshed by the UI pump every second.
 
@@ -248,6 +283,7 @@ class Jobs(widgets.VBox):
         self._tails: dict[str, MetricsTail] = {}
         self._armed: str | None = None      # the job whose Delete button waits for its confirming click
         self._shown: str | None = None      # the job whose panel is open below the tables
+        self.editor: JobEditor | None = None   # the open job's name and notes
         self._cancel: Callable[[], None] = lambda: None
         self.datasets = JobTable("Datasets", DATASET_COLUMNS, ("open", "abort", "delete"), self.act)
         self.models = JobTable("Models", MODEL_COLUMNS, ("open", "abort", "clone", "resume", "delete"), self.act)
@@ -337,12 +373,18 @@ class Jobs(widgets.VBox):
         self._armed = job_id
 
     def show(self, title: str, widget: widgets.Widget, job_id: str | None = None) -> None:
-        """Put ``widget`` below the tables with a title and a Close button."""
+        """Put ``widget`` below the tables with a title and a Close button; a job's own panel (``job_id``)
+        comes with its name and notes editor between the two."""
         self._shown = job_id
         close = widgets.Button(description="Close", icon="times", layout=widgets.Layout(width="auto"))
         close.on_click(lambda _: setattr(self.detail, "children", []))
-        self.detail.children = [widgets.HBox([widgets.HTML(f"<h4 style='margin:6px 0'>{html.escape(title)}</h4>"),
-                                              close]), widget]
+        heading = widgets.HTML(f"<h4 style='margin:6px 0'>{html.escape(title)}</h4>")
+
+        def saved(job: Job) -> None:
+            heading.value = f"<h4 style='margin:6px 0'>{html.escape(job.name)}</h4>"
+            self.refresh()
+        self.editor = JobEditor(api.job(job_id), saved) if job_id is not None else None
+        self.detail.children = [widgets.HBox([heading, close]), *([self.editor] if self.editor else []), widget]
 
     def _new_dataset(self) -> None:
         from .dataset_form import DatasetForm

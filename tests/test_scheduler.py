@@ -18,6 +18,8 @@ import digits_widgets as dw
 from digits_widgets.store import jobs as J
 from digits_widgets.store import scheduler as S
 from digits_widgets.store.scheduler import CPU, DATASET, GPU, Request, Scheduler
+from digits_widgets.ui.pump import Pump
+from digits_widgets.ui.training_panel import TrainingPanel
 from support import TOWER_REGRESSION
 
 
@@ -133,8 +135,14 @@ def test_abort_of_a_waiting_job_leaves_the_queue_and_never_starts(jobs_root):
     c, wc = start(sched, "c", Request(CPU))
     until(wa.started.is_set, what="a starting")
     assert (b.queue_position, c.queue_position) == (1, 2)
+    events = c.subscribe()
     b.abort()
     assert b.wait(5) == "Aborted"
+    moves = []
+    while not events.empty():
+        e = events.get_nowait()
+        moves += [e] if e["type"] == "queue" else []
+    assert moves and moves[-1]["position"] == 1, "c's views hear that it moved up"
     assert history(b) == ["Initialized", "Waiting", "Aborted"] and "never started" in b.error
     assert not wb.started.is_set() and c.queue_position == 1 and b.queue_position is None
     wa.finish.set()
@@ -218,6 +226,19 @@ def test_more_slots_start_waiting_jobs_and_the_environment_sets_the_defaults(job
     monkeypatch.setenv("DIGITS_CPU_SLOTS", "many")
     with pytest.raises(dw.OptionError, match=r"\$DIGITS_CPU_SLOTS must be a whole number"):
         Scheduler()
+
+
+def test_a_view_made_from_the_directory_knows_the_place_in_this_kernels_queue(jobs_root):
+    previous = S.install(Scheduler(gpus=0, cpu_slots=1))
+    try:
+        a, wa = start(S.default(), "a", Request(CPU))
+        b, wb = start(S.default(), "b", Request(CPU))
+        view = J.Job(b.dir, J._read_record(b.dir))   # what a torchrun job's dw.job(id) is: not the live object
+        assert view is not b and (view.queue_position, view.waiting_for) == (1, "a CPU training slot")
+        wa.finish.set(), wb.finish.set()
+        assert b.wait(10) == "Done" and view.queue_position is None and view.waiting_for is None
+    finally:
+        S.install(previous)
 
 
 def test_ordinals():
@@ -316,10 +337,20 @@ def test_two_trainings_on_one_cpu_slot_run_one_after_the_other(grads):
         second = dw.train(grads, TOWER_REGRESSION, "second", **opts)
         assert second.status == "Waiting" and second.queue_position == 1
         assert "Waiting (1st in queue) for a CPU training slot" in second.status_line()
+        extra = dw.train(grads, TOWER_REGRESSION, "extra", **opts)
         later.resume()                       # a resume queues like a new run
-        assert later.status == "Waiting" and later.queue_position == 2
+        assert later.status == "Waiting" and later.queue_position == 3
+        pump = Pump(find_loop=lambda: None)
+        panel = TrainingPanel(later, pump=pump)
+        assert "Waiting (3rd in queue)" in panel.title.value
+        extra.abort()                        # later moves up: its panel hears it through the queue event
+        deadline = time.monotonic() + 10
+        while "Waiting (2nd in queue)" not in panel.title.value:
+            assert time.monotonic() < deadline, panel.title.value
+            pump.tick()
+            time.sleep(0.02)   # polling interval of a condition wait
         later.abort()
-        assert later.wait(30) == "Aborted" and "never started" in later.error
+        assert later.wait(30) == extra.wait(30) == "Aborted" and "never started" in later.error
         assert first.wait(120) == "Done" and second.wait(120) == "Done"
         a = {s: t for s, t in json.loads((first.dir / "job.json").read_text())["status_history"]}
         b = {s: t for s, t in json.loads((second.dir / "job.json").read_text())["status_history"]}

@@ -269,16 +269,20 @@ class Job:
         """True when a thread of this process runs the job, or launched it (torchrun) and follows it."""
         return any(t is not None and t.is_alive() for t in (self._thread, self._watcher))
 
+    def _queue_ticket(self) -> Ticket | None:
+        """This object's ticket, or (a view made from the directory) the one this kernel queued it with."""
+        return self._ticket or default_scheduler().ticket_for(self.id)
+
     @property
     def queue_position(self) -> int | None:
         """1-based place in this kernel's queue while the job is Waiting for resources, else None."""
-        ticket = self._ticket
+        ticket = self._queue_ticket()
         return None if ticket is None else ticket.scheduler.position(ticket)
 
     @property
     def waiting_for(self) -> str | None:
         """What a queued job waits for ('GPU 0', 'a CPU training slot'), None when it is not queued."""
-        ticket = self._ticket
+        ticket = self._queue_ticket()
         return ticket.request.describe() if ticket is not None and ticket.waiting else None
 
     def _owner_alive(self) -> bool:
@@ -408,9 +412,11 @@ class Job:
         ticket = self._ticket
         if ticket is None:
             return True
+        def moved(position: int | None) -> None:
+            self.emit({"type": "queue", "position": position, "waiting_for": ticket.request.describe()})
+        ticket.on_move = moved
         if ticket.waiting:
-            self.emit({"type": "queue", "position": ticket.scheduler.position(ticket),
-                       "waiting_for": ticket.request.describe()})
+            moved(ticket.scheduler.position(ticket))
         grant = ticket.scheduler.wait(ticket, self._abort.is_set)
         if grant is None:
             self.set_status(ABORTED, error=f"Aborted while waiting for {ticket.request.describe()}: "

@@ -101,6 +101,7 @@ class Ticket:
     seq: int
     grant: Grant | None = None
     done: bool = False          # released, or cancelled before it was granted
+    on_move: Callable[[int | None], None] | None = None   # told its new place when a job ahead leaves the queue
 
     @property
     def waiting(self) -> bool:
@@ -212,6 +213,11 @@ class Scheduler:
                      and self._conflict(t.request, ticket.request)]
             return len(ahead) + 1
 
+    def ticket_for(self, job_id: str) -> Ticket | None:
+        """The ticket a job holds or waits with (for views of the job made from its directory)."""
+        with self._cond:
+            return next((t for t in reversed(self._tickets) if t.job_id == job_id), None)
+
     def snapshot(self) -> dict[str, Any]:
         """Who holds what and who waits, for people and tests: {'held': {job: grant}, 'waiting': [jobs]}."""
         with self._cond:
@@ -225,6 +231,9 @@ class Scheduler:
         if ticket in self._tickets:
             self._tickets.remove(ticket)
             self._dispatch()
+            for t in self._tickets:
+                if t.waiting and t.on_move is not None:
+                    t.on_move(self.position(t))   # the job's event for its views (it must not block)
         self._cond.notify_all()
 
     @staticmethod

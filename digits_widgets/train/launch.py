@@ -30,7 +30,7 @@ from ..data.dataset import DatasetJob
 from ..errors import OptionError
 from ..store import waiting
 from ..store import scheduler
-from ..store.jobs import ACTIVE, DONE, ERROR, WAITING, Job, create_job, find_job
+from ..store.jobs import ACTIVE, DONE, ERROR, WAITING, create_job, find_job
 from . import records
 from .model_job import ModelJob
 from .options import TrainOptions
@@ -121,8 +121,6 @@ def _start_torchrun(job: ModelJob, resume: bool, request: scheduler.Request) -> 
     job._abort.clear()
     job.grant, job.process = None, None
     job._ticket = scheduler.default().submit(job.id, request)
-    with Job._live_lock:   # dw.job(id) and the jobs panel see this object, with its place in the queue
-        Job._live[str(job.dir.resolve())] = job
     job.set_status(WAITING)
     job._watcher = threading.Thread(target=_launch_when_granted, args=(job, resume), daemon=True,
                                     name=f"digits-follow-{job.id}")

@@ -38,6 +38,7 @@ from bqplot import Axis, Figure, LinearScale, Lines
 
 from ..errors import DigitsError
 from ..store.jobs import ABORTED, ACTIVE, DONE, ERROR, RUNNING, WAITING
+from ..store.scheduler import waiting_label
 from ..train import records
 from ..train.launch import follow
 from .pump import Pump, get_pump
@@ -294,7 +295,7 @@ class TrainingPanel(widgets.VBox):
                 self._logs.extend(f"{stamp} {line}" for line in str(e.get("line", "")).splitlines())
                 logs_changed = True
                 status_changed |= str(e.get("line", "")).startswith("WARNING ")   # shown under the status
-            elif kind in ("status", "paused"):
+            elif kind in ("status", "paused", "queue"):   # queue: its place in the scheduler's queue moved
                 status_changed = True
         self._render(status_changed, logs_changed)
 
@@ -335,7 +336,8 @@ class TrainingPanel(widgets.VBox):
         if status_changed:
             paused = self.job.paused and running
             self.title.value = (f"<b>{html.escape(self.job.name)}</b> ({self.job.id}) · "
-                                f"{html.escape(status)}{' (paused)' if paused else ''}")
+                                f"{html.escape(waiting_label(self.job.queue_position) if status == WAITING else status)}"
+                                f"{' (paused)' if paused else ''}")
             self.status.value = status_html(self.job, status)
             self.abort_button.disabled = not running
             self.pause_button.disabled = not running or paused

@@ -95,7 +95,7 @@ def test_segmentation_fcn_output_size_and_l1():
     x, y = torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32) * 255
     step = net.module(x, y)
     assert step.output.shape == (2, 1, 32, 32)
-    assert torch.allclose(step.loss, (step.output - y).abs().mean())
+    assert torch.allclose(step.loss, (step.output - y).abs().sum() / 2), "NVcaffe's L1Loss: sum / batch"
     assert float(net.module.state_dict()['upsample.bias']) == 128.0
     groups = {g['name']: g for g in net.module.inner.param_groups(1e-3, 0.5)}
     assert groups['conv1.bias']['lr'] == pytest.approx(1e-4) and groups['conv1.bias']['weight_decay'] == 0
@@ -328,13 +328,14 @@ layer {
   bottom: "ip"
   bottom: "label"
   top: "loss"
-  python_param { module: "digits_python_layers" layer: "L1" }
+  python_param { module: "dice" layer: "Dice" }
 }
 """
     with pytest.raises(NetworkError) as err:
         build_caffe_network(text, (1, 4, 4))
     message = str(err.value)
     assert "'myloss'" in message and 'Python' in message and 'line 4' in message
+    assert "'Dice' of module 'dice'" in message and 'digits_python_layers.L1' in message
 
 
 def test_syntax_error_names_the_line():

@@ -79,10 +79,37 @@ class EuclideanLoss(nn.Module):
 
 
 class L1Loss(nn.Module):
-    """DIGITS' L1 loss: the mean absolute difference over every value."""
+    """NVcaffe's L1Loss (DIGITS' Caffe): ``sum(|a - b|) / N``, summed over each sample's values like
+    EuclideanLoss, which is why the segmentation tutorial trains it at a base rate of 1e-7."""
+
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        return (a - _label_like(b, a)).abs().sum() / a.shape[0]
+
+
+class MeanAbsolute(nn.Module):
+    """The L1 of DIGITS' image-reconstruction ``loss.py``: ``sum(|a - b|) / count``, the mean over every value."""
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         return (a - _label_like(b, a)).abs().mean()
+
+
+class HalfMeanSquare(nn.Module):
+    """The L2 of DIGITS' image-reconstruction ``loss.py``: ``sum((a - b)^2) / count / 2`` over every value."""
+
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        return ((a - _label_like(b, a)) ** 2).mean() / 2
+
+
+# Python layers DIGITS' examples ship (examples/image-reconstruction/loss.py, uploaded as the job's
+# digits_python_layers module), built in here since no Caffe Python layer runs: (module, layer) -> module class.
+PYTHON_LOSSES = {('digits_python_layers', 'L1'): MeanAbsolute, ('digits_python_layers', 'L2'): HalfMeanSquare}
+
+
+def python_loss_of(layer) -> type[nn.Module] | None:
+    """The built-in module for a ``type: "Python"`` layer that is one of :data:`PYTHON_LOSSES`, else None."""
+    if layer.type != 'Python':
+        return None
+    return PYTHON_LOSSES.get((layer.python_param.module, layer.python_param.layer))
 
 
 class SigmoidCrossEntropyLoss(nn.Module):
@@ -173,6 +200,8 @@ def make_loss_layer(layer, shapes: list) -> nn.Module:
     if ntops > (2 if t in ('SoftmaxWithLoss', 'Accuracy') else 1):
         raise CaffeLayerError(f'{t} makes {"two tops" if t in ("SoftmaxWithLoss", "Accuracy") else "one top"}, '
                               f'not {ntops}')
+    if t == 'Python':
+        return python_loss_of(layer)()
     if t == 'SoftmaxWithLoss':
         return SoftmaxWithLoss(ignore, normalization_of(lp, VALID), layer.softmax_param.axis, ntops)
     if t == 'EuclideanLoss':

@@ -40,7 +40,7 @@ def make_module(layer, shapes: list) -> nn.Module:
     """The module for any supported layer type (see ``layers``, ``blob_layers`` and ``loss_layers``)."""
     if layer.type in B.BLOB_TYPES:
         return B.make_blob_layer(layer, shapes)
-    if layer.type in LL.LOSS_TYPES or layer.type == 'Accuracy':
+    if layer.type in LL.LOSS_TYPES or layer.type == 'Accuracy' or LL.python_loss_of(layer) is not None:
         return LL.make_loss_layer(layer, shapes)
     return L.make_layer(layer, shapes)
 
@@ -113,12 +113,20 @@ class CaffeNet(nn.Module):
                 continue
             if nclasses > 0 and lp.type == 'InnerProduct' and not lp.inner_product_param.HasField('num_output'):
                 lp.inner_product_param.num_output = int(nclasses)
-            is_loss = lp.type in LL.LOSS_TYPES
-            weights = list(lp.loss_weight) or ([1.0] + [0.0] * (len(lp.top) - 1) if is_loss else [])
+            python_loss = LL.python_loss_of(lp) is not None   # a Python loss weighs 0 unless it says so
+            is_loss = lp.type in LL.LOSS_TYPES or python_loss
+            weights = list(lp.loss_weight) or ([1.0 * (not python_loss)] + [0.0] * (len(lp.top) - 1)
+                                               if is_loss else [])
             self._layers.append(_Layer(i, line, lp, _module_name(lp.name), is_loss, lp.type == 'Accuracy',
                                        weights))
         for layer in self._layers:  # every layer type is checked before any shape is run
-            if layer.proto.type not in _KNOWN:
+            if layer.proto.type == 'Python' and not layer.is_loss:
+                p = layer.proto.python_param
+                raise NetworkError(self._where(layer) + f" is Python layer '{p.layer}' of module '{p.module}', "
+                                   "which does not run here: Caffe Python layers are not supported, except "
+                                   "the DIGITS examples' losses " + ', '.join(
+                                       f"{m}.{n}" for m, n in LL.PYTHON_LOSSES) + " (built in)")
+            if layer.proto.type not in _KNOWN and not layer.is_loss:
                 raise NetworkError(self._where(layer) + f" has type {layer.proto.type!r}, which this Caffe "
                                    "builder does not support (Python layers included); supported types: "
                                    + ', '.join(sorted(_KNOWN)))

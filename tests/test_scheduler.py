@@ -359,3 +359,41 @@ def test_two_trainings_on_one_cpu_slot_run_one_after_the_other(grads):
         assert [s for s, _ in later.status_history] == ["Initialized", "Waiting", "Aborted"]
     finally:
         S.install(previous)
+
+
+# ---- the model form's GPU picker (DIGITS' "Select which GPU[s] you would like to use") ------------------
+def test_the_gpu_picker_is_hidden_without_gpus(grads, monkeypatch):
+    import torch
+
+    from digits_widgets.ui.model_form import ModelForm
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    form = ModelForm(dataset=grads)
+    assert not form.fields["select_gpus"].visible and not form.fields["share_gpus"].visible
+    assert form.fields["select_gpus"].control.options == ()
+    form.fields["name"].value = "m"
+    assert form.options()["gpus"] == 1 and form.options()["share_gpus"] is False
+
+
+def test_the_gpu_picker_chooses_gpus_by_index_and_a_clone_keeps_them(grads, monkeypatch, fake_gpus):
+    import torch
+
+    from digits_widgets.ui.model_form import ModelForm
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)   # a fake count: nothing here touches CUDA
+    form = ModelForm(dataset=grads)
+    picker = form.fields["select_gpus"]
+    assert picker.visible and form.fields["share_gpus"].visible
+    assert [i for _, i in picker.control.options] == [0, 1, 2]
+    assert "won't start until all of the chosen GPUs are available" in picker.help
+    picker.control.value = (0, 2)
+    form.fields["share_gpus"].control.value = True
+    opts = form.options()
+    assert opts["gpus"] == [0, 2] and opts["share_gpus"] is True, "the picked GPUs win over the count"
+    picker.control.value = ()
+    form.fields["gpus"].control.value = "2"
+    assert form.options()["gpus"] == 2, "nothing picked: the count (next available)"
+    job = dw.train(grads, TOWER_REGRESSION, "picked", start=False, gpus=[0, 2], share_gpus=True)
+    clone = ModelForm(clone=job)
+    assert clone.fields["select_gpus"].control.value == (0, 2) and clone.fields["gpus"].value == 1
+    assert clone.fields["share_gpus"].value is True and clone.options()["gpus"] == [0, 2]

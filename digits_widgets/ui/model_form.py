@@ -31,11 +31,11 @@ from ..train.options import OPTION_NAMES, TrainOptions
 from ..train.pretrained import resolve_snapshot
 from . import panel_for
 from .custom_network import FRAMEWORK_TITLES, CustomNetwork
-from .fields import ERROR, OK, NumberField, Verdict, bool_field, choice_field, text_field
+from .fields import ERROR, OK, Field, NumberField, Verdict, bool_field, choice_field, text_field
 from .lr_preview import POLICY_PARAMS, LrPolicyEditor
 from .network_summary import NetworkSummaryView
 
-__all__ = ["ModelForm", "TASK_KINDS", "standard_networks", "input_shape_of"]
+__all__ = ["ModelForm", "TASK_KINDS", "standard_networks", "input_shape_of", "gpu_choices"]
 
 # Which standard networks fit a dataset's task (zoo kinds). DIGITS offered standard networks to classification
 # only; the tutorials' networks extend that to the other tasks.
@@ -67,6 +67,19 @@ def input_shape_of(dataset: Any, crop: int | None = None) -> tuple[tuple[int, in
     h, w, c = dataset.feature_shape
     nclasses = dataset.nclasses
     return (c, crop or h, crop or w), nclasses
+
+
+def gpu_choices(at_least: int = 0) -> list[tuple[str, int]]:
+    """DIGITS' GPU list, '#0 - NVIDIA H200 (140 GiB)', by the index the scheduler uses (``at_least``
+    entries even on a machine with fewer, so a clone shows what its job asked for)."""
+    found = []
+    for i in range(max(torch.cuda.device_count(), at_least)):
+        try:
+            p = torch.cuda.get_device_properties(i)
+            found.append((f"#{i} - {p.name} ({p.total_memory / 2 ** 30:.0f} GiB)", i))
+        except Exception:  # noqa: BLE001 - not a device here (a clone from a bigger machine, a test)
+            found.append((f"#{i}", i))
+    return found
 
 
 def _pretrained_check(value: str) -> Verdict:
@@ -135,8 +148,15 @@ class ModelForm(widgets.VBox):
             "hsv_v": _real("Value", D["hsv_v"], 0, 0.5, "Standard deviation of the value shift."),
             "device": choice_field("Device", self._devices(D["device"]), D["device"],
                                    help="auto: the first GPU when there is one, else the CPU."),
-            "gpus": _int("GPU count", D["gpus"], 1, "More than 1 trains under torchrun with "
-                         "DistributedDataParallel."),
+            "gpus": _int("GPU count", D["gpus"], 1, "Use this many GPUs (next available); more than 1 trains "
+                         "under torchrun with DistributedDataParallel."),
+            "select_gpus": Field("Select GPU[s]", widgets.SelectMultiple(
+                options=gpu_choices(), rows=min(4, max(1, torch.cuda.device_count())),
+                layout=widgets.Layout(width="260px")), help=(
+                "Select which GPU[s] you would like to use (instead of the count). The job won't start "
+                "until all of the chosen GPUs are available.")),
+            "share_gpus": bool_field("Share the GPUs", D["share_gpus"], help=(
+                "Run beside other trainings that share (default: one training per GPU).")),
             "pretrained": text_field("Pretrained model", check=_pretrained_check, placeholder="none",
                                      help="A snapshot file, or JOB:EPOCH of a model job (fine-tuning)."),
             "freeze": text_field("Freeze layers (regex)", check=_regex_check, placeholder="none",
@@ -162,7 +182,8 @@ class ModelForm(widgets.VBox):
             "rms_decay", "lr", "shuffle"), self.show_advanced, self.lr_editor], layout=widgets.Layout(width="50%"))
         data = widgets.VBox([widgets.HTML("<h4>Data Transformations</h4>"), *rows(
             "mean", "crop", "flip", "quad_rot", "noise", "hsv", "hsv_h", "hsv_s", "hsv_v"),
-            widgets.HTML("<h4>Hardware and fine-tuning</h4>"), *rows("device", "gpus", "pretrained", "freeze")],
+            widgets.HTML("<h4>Hardware and fine-tuning</h4>"),
+            *rows("device", "gpus", "select_gpus", "share_gpus", "pretrained", "freeze")],
             layout=widgets.Layout(width="50%"))
         self.children = [  # DIGITS' page: dataset on top, solver | data side by side, the network, then Create
             widgets.HTML("<h3>New Image Model</h3>"), *rows("dataset"), self.dataset_info,
@@ -172,6 +193,7 @@ class ModelForm(widgets.VBox):
         self._solver_changed()
         self._hsv_changed()
         self._dataset_changed()
+        f["select_gpus"].visible = f["share_gpus"].visible = torch.cuda.device_count() > 0   # nothing to pick on a CPU
         if clone is not None:
             self._fill_from(clone)
 
@@ -344,6 +366,8 @@ class ModelForm(widgets.VBox):
                 raise OptionError(field.error, field=name)
         opts = {n: f.value for n, f in own.items() if n not in POLICY_PARAMS}
         opts = {**self._extra, **opts, **self.lr_editor.options()}
+        if self.fields["select_gpus"].value:   # GPUs picked by index win over the count, as in DIGITS
+            opts["gpus"] = list(self.fields["select_gpus"].value)
         TrainOptions(**opts)  # raises OptionError(field=...) for what the fields alone cannot tell
         return opts
 
@@ -418,6 +442,11 @@ class ModelForm(widgets.VBox):
             if name in self.fields and name not in POLICY_PARAMS and name != "policy":
                 if name == "device":
                     self.fields[name].control.options = self._devices(value)
+                if name == "gpus" and isinstance(value, (list, tuple)):   # chosen by index: the picker shows them
+                    picker = self.fields["select_gpus"].control
+                    picker.options = gpu_choices(max(value) + 1)
+                    picker.value, value = tuple(value), 1
+                    self.fields["select_gpus"].visible = True
                 self.fields[name].value = value
             elif name not in self.fields and value != D.get(name):
                 self._extra[name] = value

@@ -101,7 +101,8 @@ def job_values(job: Job, now: float, tail: MetricsTail | None = None) -> dict[st
     progress = 100.0 if status == DONE else (100.0 * p["done"] / p["total"] if p.get("total") else 0.0)
     values = {"name": job.name, "group": job.group, "status": status, "progress": progress, "created": job.created,
               "elapsed": _elapsed(job, now), "error": job.error,
-              "queue": job.queue_position if status == WAITING else None, "waiting_for": job.waiting_for,
+              "queue": job.queue_position if status == WAITING else None,
+              "waiting_for": job.waiting_for if status == WAITING else None,
               "can_abort": status in ACTIVE,
               "can_resume": job.kind == "model" and status in (ABORTED, ERROR)
               and job.path(records.CHECKPOINT).exists()}

@@ -67,6 +67,7 @@ def train(dataset: "str | DatasetJob", network, name: str | None = None, *, star
 
 
 def _cuda_count() -> int:
+    """The GPUs torch sees, asked once, at the first training (the store never imports torch)."""
     import torch
     return torch.cuda.device_count()
 

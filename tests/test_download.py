@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import digits_widgets as dw
-from digits_widgets.nets import caffe
+from digits_widgets.nets import caffe, torch7
 from support import TOWER_REGRESSION
 
 pytestmark = pytest.mark.slow
@@ -36,14 +36,18 @@ def regression(grads):
     return job
 
 
-@pytest.fixture
-def caffe_lenet(tmp_path):
+@pytest.fixture(params=["caffe", "torch"])
+def lenet(request, tmp_path):
+    """DIGITS' standard LeNet as a Caffe prototxt or as Torch7 Lua, trained one epoch on 28x28 grey classes."""
+    if request.param == "torch":
+        pytest.importorskip("lupa")
     ds = dw.datasets.classification("grey", str(_class_folders(tmp_path / "classes")), image_size=28, channels=1,
                                     pct_val=25, seed=0)
     assert ds.wait(60) == "Done", ds.error
-    job = dw.train(ds, caffe.standard_network("lenet"), "caffe lenet", epochs=1, batch_size=6, seed=0)
+    text = (caffe if request.param == "caffe" else torch7).standard_network("lenet")
+    job = dw.train(ds, text, f"{request.param} lenet", epochs=1, batch_size=6, seed=0)
     assert job.wait(120) == "Done", job.error
-    return job
+    return job, request.param
 
 
 def _move_jobs_away(job, tmp_path, monkeypatch):
@@ -82,19 +86,21 @@ def test_download_tar_and_zip_load_without_the_jobs(regression, tmp_path, monkey
         model.snapshot_path(1)
 
 
-def test_caffe_classifier_archive_has_prototxt_labels_and_mean(caffe_lenet, tmp_path, monkeypatch):
-    job = caffe_lenet
+def test_caffe_and_lua_classifiers_archive_their_text_labels_and_mean(lenet, tmp_path, monkeypatch):
+    job, framework = lenet
     images = sorted((tmp_path / "classes").rglob("*.png"))[:4]
     want = job.infer(images).outputs
     tops = job.classify(images, top=2)
     path = job.download(tmp_path / "lenet.zip")
+    network = {"caffe": "network.prototxt", "torch": "network.lua"}[framework]
     with zipfile.ZipFile(path) as z:
-        assert {"network.prototxt", "labels.txt", "mean.binaryproto", "epoch_0001.pt"} <= set(z.namelist())
+        assert {network, "labels.txt", "mean.binaryproto", "epoch_0001.pt"} <= set(z.namelist())
+        assert z.read(network).decode() == job.network_source()
         assert z.read("labels.txt").decode() == "dark\nleft\ntop\n"
         assert json.loads(z.read("info.json"))["dataset"]["labels"] == ["dark", "left", "top"]
     _move_jobs_away(job, tmp_path, monkeypatch)
     model = dw.load_model(path)
-    assert model.framework == "caffe"
+    assert model.framework == framework
     np.testing.assert_allclose(model.infer(images).outputs, want, rtol=1e-5, atol=1e-5)
     assert model.classify(images, top=2) == tops
 

@@ -54,6 +54,7 @@ def default_archive_name(job: Any, snapshot: "str | float | None" = None, format
 
 
 def _epoch_of(snapshot: Path) -> float | None:
+    """From the file name (epoch_0005.pt); best.pt says it inside."""
     m = records._SNAP_RE.search(snapshot.name)
     if m:
         return float(m.group(1))
@@ -71,12 +72,11 @@ def _format_of(path: Path, format: str | None) -> str:
 def archive_info(job: Any, snapshot: Path, framework: str) -> dict:
     """info.json: what a reader needs to rebuild the network and its inputs without the jobs."""
     ds = job.dataset
-    state = records.load(snapshot)
     return {
         "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "created": time.time(),
         "name": job.name, "job_id": job.id, "type": job.type, "framework": framework,
         "network": NETWORK_FILES[framework], "snapshot": snapshot.name,
-        "epoch": state.get("epoch", _epoch_of(snapshot)),
+        "epoch": _epoch_of(snapshot),
         "options": job.options.to_dict(),
         "dataset": {"name": ds.name, "id": ds.id, "task": ds.task, "feature_shape": list(ds.feature_shape),
                     "label_shape": list(ds.label_shape) if ds.label_shape else None,

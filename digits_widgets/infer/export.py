@@ -22,6 +22,8 @@ ONNX: torch 2.9+ defaults to the torch.export-based exporter (``dynamo=True``). 
 onnxscript but takes seconds per network and writes weights to a ``.data`` file beside; this module uses
 the TorchScript-based exporter (``dynamo=False``: a trace, a few milliseconds, one self-contained file) and
 falls back to the dynamo one when that fails or is gone. ``dynamo=True`` asks for the new exporter first.
+When the TorchScript-based exporter fails, torch itself prints "Torch IR graph at exception: ..." to the
+process's stderr (a C++ log, on whatever the ONNX log setting) before the fallback runs; it is harmless.
 ``torch.jit`` is deprecated in torch 2.14 but works; its FutureWarnings are not repeated to the user.
 """
 from __future__ import annotations
@@ -274,10 +276,9 @@ def export_predictor(pred: Predictor, path: "str | Path", format: str = "onnx", 
     if not baked and pred.mean is not None and pred.mean_mode == "image":
         mean_file = stem.name + ".mean.npy"
         np.save(path.with_name(mean_file), pred.mean.numpy().astype(np.float32))
-    in_shape = ["batch", *(example.shape[1:])]
     info: dict[str, Any] = {
         "format": format, "file": path.name, "framework": _framework(pred.job),
-        "input": {"name": INPUT, "shape": [int(v) if v != "batch" else v for v in in_shape], "dtype": "float32"},
+        "input": {"name": INPUT, "shape": ["batch", *map(int, example.shape[1:])], "dtype": "float32"},
         "output": {"name": OUTPUT, "shape": ["batch", *out_shape]},
         "preprocess": preprocess_info(pred, baked, mean_file),
         "task": pred.dataset.task, "labels": list(pred.dataset.labels), "model": pred.job.name,

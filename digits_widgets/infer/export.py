@@ -233,7 +233,7 @@ def preprocess_info(pred: Predictor, baked: bool, mean_file: str | None) -> dict
         mean = {"mode": pred.mean_mode, "shape": list(pred.mean.shape)}
         if pred.mean_mode == "pixel":
             mean["values"] = [float(v) for v in pred.mean.flatten()]
-        else:
+        elif mean_file:   # a baked image mean lives only inside the file
             mean["file"] = mean_file
     steps = [f"load as {'grey' if c == 1 else 'RGB'} uint8",
              f"resize to {h}x{w} (HxW), mode {pred.dataset.params.get('resize_mode', 'squash')!r}",

@@ -74,9 +74,8 @@ def test_standard_networks_export_to_onnx_and_torchscript(name, tmp_path):
     _export_both_and_compare(name, DeployModule(net.module), shape, tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="nets/torch7/modules.py View computes the batch with int(), so a trace "
-                                       "bakes it in; export refuses the file (ExportError) at another batch size")
 def test_torch7_lua_lenet_exports(tmp_path):
+    """nn.View leaves the batch to reshape's -1, so a trace of a Lua network keeps the batch axis dynamic."""
     pytest.importorskip("lupa")
     net = build_network(torch7.standard_network("lenet"), (1, 28, 28), 10, name="lua-lenet")
     _export_both_and_compare("torch7-lenet", DeployModule(net.module), (1, 28, 28), tmp_path)

@@ -42,7 +42,11 @@ class View(nn.Module):
         if ine % self.num_elements:
             raise RuntimeError(f"nn.View{self.sizes}: input of shape {tuple(x.shape)} does not hold a whole "
                                f"number of {self.num_elements}-element views")
-        batch = 1 if -1 in self.sizes else ine // self.num_elements
+        if -1 not in self.sizes:   # the batch is what is left over: no Python int, so a trace keeps it dynamic
+            return x.reshape(-1, *self.sizes)
+        if ind - maxdim == 1:
+            return x.reshape(x.shape[0], *self.sizes)
+        batch = 1
         batch *= _prod(x.shape[:max(ind - maxdim, 0)])
         if batch == 1 and -1 in self.sizes and (not self.num_input_dims or ind <= self.num_input_dims):
             return x.reshape(self.sizes)

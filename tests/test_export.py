@@ -20,6 +20,10 @@ from digits_widgets.infer.export import DeployModule, ExportError, export_module
 from digits_widgets.nets import caffe, torch7, zoo
 from digits_widgets.nets.network import build_network
 from support import TOWER_REGRESSION
+from test_caffe import REGRESSION
+from test_caffe_seeds import SEGMENTATION_MODEL, SR_MODEL
+from test_torch7 import SEGMENTATION as LUA_SEGMENTATION
+from test_torch7 import SRCNN as LUA_SRCNN
 
 pytestmark = pytest.mark.slow
 TOL = 1e-4
@@ -37,6 +41,12 @@ CASES = {
     "caffe-lenet": (caffe.standard_network("lenet"), (1, 28, 28), 10),
     "caffe-alexnet": (caffe.standard_network("alexnet"), (3, 64, 64), 10),
     "caffe-googlenet": (caffe.standard_network("googlenet"), (3, 224, 224), 10),   # its 7x7 pool5 needs 224
+    # the tutorials' own Caffe and Torch7 networks, as the seeds give them
+    "caffe-regression": (REGRESSION, (1, 50, 50), 0),
+    "caffe-sr-model": (SR_MODEL, (3, 33, 33), 0),
+    "caffe-segmentation-model": (SEGMENTATION_MODEL, (1, 32, 32), 0),
+    "torch7-segmentation-model": (LUA_SEGMENTATION, (1, 32, 32), 0),
+    "torch7-srcnn": (LUA_SRCNN, (3, 33, 33), 0),
 }
 MAX_DIFF: dict[str, float] = {}
 

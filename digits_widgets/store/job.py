@@ -265,7 +265,6 @@ class Job(JobRunner):
             self.emit({"type": "progress", **progress})
 
 
-
 class _PlainView:
     """Wraps a job so IPython's pretty printer uses the job's ``_repr_pretty_`` (or its repr)."""
 

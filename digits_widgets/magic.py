@@ -6,11 +6,11 @@
     class UserModel(Tower):
         ...
 
-The flags are generated from :class:`~digits_widgets.train.options.TrainOptions`, so every training option
-has one (``batch_size`` → ``--batch-size``) and ``--help`` shows DIGITS' defaults. Before a job is created
-the cell is compiled and, when the dataset is ready, built once on the CPU against the dataset's shape:
-a syntax or shape error shows at once, as the cell's own traceback, and leaves no job behind. This is the
-only module that imports IPython.
+The flags come from :class:`~digits_widgets.train.options.TrainOptions` (``batch_size`` → ``--batch-size``),
+plus ``--group``, ``--framework`` and ``--no-train``; ``%digits_model --help`` lists them with DIGITS' defaults.
+Before a job is created the cell is compiled and, when the dataset is Done, built once on the CPU at the
+dataset's shape: a syntax or shape error shows at once, as the cell's own traceback, and leaves no job
+behind. The one module that registers magics (ui/ and the store use IPython only lazily: displays, the kernel).
 """
 from __future__ import annotations
 

@@ -4,8 +4,9 @@
     train loss ~8 times, validate every val_interval, snapshot every snapshot_interval, checkpoint
     → final snapshot.
 
-Rank 0 writes every file; all ranks take the same decisions at the same steps (abort, pause, early
-stop) because those decisions are all-reduced. On CUDA: autocast (bf16, or fp16 with a GradScaler),
+Rank 0 writes every file; all ranks take the same decisions at the same steps: rank 0 alone looks at
+control/ (abort, pause) and broadcasts what it found, and early stopping follows the validation loss,
+which is all-reduced, so every rank sees the same number. On CUDA: autocast (bf16, or fp16 with a GradScaler),
 pinned memory and non-blocking copies (in the loader).
 """
 from __future__ import annotations

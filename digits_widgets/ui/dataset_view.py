@@ -16,25 +16,19 @@ import numpy as np
 
 from ..data.dataset import DatasetJob
 from ..errors import JobError
-from ..store.jobs import ABORTED, DONE, ERROR, RUNNING, find_job
+from ..store.durations import eta
+from ..store.jobs import ABORTED, DONE, ERROR, find_job
+from ..store.tail import last_lines
+from .formats import status_colour
 from .images import default_palette, is_image_like, label_text, png_bytes, shape_text
 from .pump import get_pump
 
 LOG_LINES = 12
 CELL_SIDE = 160  # gallery thumbnails: a page of 256x256 images stays a few hundred kB
-STATUS_COLOURS = {DONE: "#2e7d32", ERROR: "#c62828", ABORTED: "#e65100", RUNNING: "#1565c0"}
 
 
-def eta_text(seconds: float | None) -> str:
-    """'ETA 1:05:09' / 'ETA 4:05' / 'ETA 12s'; '' when unknown."""
-    if seconds is None or seconds < 0 or not np.isfinite(seconds):
-        return ""
-    s = int(round(seconds))
-    if s < 60:
-        return f"ETA {s}s"
-    h, rest = divmod(s, 3600)
-    m, s = divmod(rest, 60)
-    return f"ETA {h}:{m:02d}:{s:02d}" if h else f"ETA {m}:{s:02d}"
+eta_text = eta   # 'ETA 1:05:09' / 'ETA 4:05' / 'ETA 12s'; '' when unknown (store.durations)
+tail = last_lines   # the last lines of a log (store.tail)
 
 
 def progress_text(progress: dict) -> str:
@@ -44,26 +38,10 @@ def progress_text(progress: dict) -> str:
     rate = progress.get("rate") or 0.0
     if rate > 0:
         parts.append(f"{rate:.1f}/s" if rate < 100 else f"{rate:.0f}/s")
-    eta = eta_text(progress.get("eta")) if done < total else ""
-    if eta:
-        parts.append(eta)
+    left = eta(progress.get("eta")) if done < total else ""
+    if left:
+        parts.append(left)
     return " · ".join(parts)
-
-
-def tail(path, lines: int = LOG_LINES, max_bytes: int = 16384) -> list[str]:
-    """The last ``lines`` lines of a text file without reading all of it (logs can grow long)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, 2)
-            size = fh.tell()
-            fh.seek(max(0, size - max_bytes))
-            data = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return []
-    rows = data.splitlines()
-    if size > max_bytes and rows:
-        rows = rows[1:]  # the first one is probably cut
-    return rows[-lines:]
 
 
 class SampleGrid(w.GridBox):
@@ -193,10 +171,10 @@ class DatasetView(w.VBox):
         self.bar.value = min(int(p.get("done") or 0), self.bar.max)
         self.progress.value = progress_text(p) if total else ""
         self.stage.value = f"<i>{html.escape(str(p.get('stage') or ''))}</i>"
-        colour = STATUS_COLOURS.get(status, "#555")
+        colour = status_colour(status)
         self.status.value = f'Status: <b style="color:{colour}">{html.escape(status)}</b>'
         if logs:
-            rows = tail(job.path("create.log"))
+            rows = last_lines(job.path("create.log"), LOG_LINES)
             self.log_box.value = ("<pre style='max-height:14em;overflow:auto;font-size:85%;margin:2px 0'>"
                               + html.escape("\n".join(rows)) + "</pre>") if rows else ""
         if status in (DONE, ERROR, ABORTED):
@@ -219,7 +197,7 @@ class DatasetView(w.VBox):
         else:
             text = self.job.error or ("The job was aborted; its partial databases were removed."
                                       if status == ABORTED else "Failed")
-            colour = STATUS_COLOURS.get(status, "#c62828")
+            colour = status_colour(status)
             self.error.value = (f'<pre style="color:{colour};white-space:pre-wrap;margin:4px 0">'
                                 f"{html.escape(text)}</pre>")
 

@@ -13,16 +13,20 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import ipywidgets as widgets
 
 from .. import api
 from ..errors import DigitsError
+from ..store.durations import clock
 from ..store.jobs import ABORTED, ACTIVE, DONE, ERROR, RUNNING, WAITING, Job, dependents, jobs_dir
 from ..store.scheduler import waiting_label
+from ..store.tail import Tail
 from ..train import records
 from . import panel_for
+from .formats import status_colour
 from .pump import get_pump
 
 __all__ = ["Jobs", "JobTable", "JobEditor", "job_values", "matches", "MetricsTail"]
@@ -38,35 +42,24 @@ ACTION_ICONS = {"open": "folder-open", "abort": "stop", "clone": "clone", "resum
 ACTION_TIPS = {"open": "Open: show this job below", "abort": "Abort: stop at the next batch",
                "clone": "Clone: a new model form filled from this one", "resume": "Resume from the last checkpoint",
                "delete": "Delete (click again to confirm)"}
-STATUS_COLOURS = {DONE: "#2e7d32", RUNNING: "#1565c0", ERROR: "#c62828", ABORTED: "#757575", WAITING: "#6a1b9a"}
 
 
 @dataclass
 class MetricsTail:
     """Running summary of a metrics.jsonl: reads only what was appended since the last call."""
 
-    inode: int = -1
-    offset: int = 0
     last_loss: float | None = None
     min_loss: float | None = None
     accuracy: float | None = None
+    _tail: Tail | None = field(default=None, repr=False, compare=False)
 
     def update(self, path: os.PathLike) -> "MetricsTail":
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return MetricsTail()
-        if st.st_ino != self.inode or st.st_size < self.offset:   # replaced (a resume trims it): start over
-            self.inode, self.offset = st.st_ino, 0
+        if self._tail is None or self._tail.path != Path(path):
+            self._tail = Tail(path)
+        lines = self._tail.read()
+        if self._tail.restarted:   # first read, or replaced (a resume trims it): start over
             self.last_loss = self.min_loss = self.accuracy = None
-        if st.st_size == self.offset:
-            return self
-        with open(path, "rb") as f:
-            f.seek(self.offset)
-            chunk = f.read(st.st_size - self.offset)
-        complete = chunk[:chunk.rfind(b"\n") + 1]   # a line being written now waits for the next call
-        self.offset += len(complete)
-        for line in complete.splitlines():
+        for line in lines:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:
@@ -117,11 +110,6 @@ def matches(job: Job, text: str) -> bool:
     return not text or text in job.name.lower() or text in job.group.lower()
 
 
-def _duration(seconds: float) -> str:
-    s = int(seconds)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
 def _cell_text(key: str, v: dict[str, Any]) -> str:
     value = v.get(key)
     if key == "name":
@@ -132,13 +120,13 @@ def _cell_text(key: str, v: dict[str, Any]) -> str:
         why = v.get("error") or (f"Waiting for {v['waiting_for']}" if v.get("waiting_for") else "")
         tip = f' title="{html.escape(why)}"' if why else ""
         text = waiting_label(v.get("queue")) if value == WAITING else value
-        return f'<span style="color:{STATUS_COLOURS.get(value, "#ef6c00")}"{tip}>{text}</span>'
+        return f'<span style="color:{status_colour(value)}"{tip}>{text}</span>'
     if key == "progress":
         return f"{value:.0f}%"
     if key == "created":
         return time.strftime("%b %d, %H:%M:%S", time.localtime(value))
     if key == "elapsed":
-        return _duration(value)
+        return clock(value)
     if value is None:
         return "—"
     return f"{100 * value:.2f}%" if key == "accuracy" else f"{value:.4g}"

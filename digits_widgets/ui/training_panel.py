@@ -37,8 +37,10 @@ import numpy as np
 from bqplot import Axis, Figure, LinearScale, Lines
 
 from ..errors import DigitsError
+from ..store.durations import eta, hm
 from ..store.jobs import ABORTED, ACTIVE, DONE, ERROR, RUNNING, WAITING
 from ..store.scheduler import waiting_label
+from ..store.tail import last_lines
 from ..train import records
 from ..train.launch import follow
 from .pump import Pump, get_pump
@@ -48,7 +50,6 @@ from .ticks import nice_ticks
 LOG_LINES = 10
 FINISHED = (DONE, ABORTED, ERROR)
 COLORS = {"train": "#1f77b4", "val": "#ff7f0e", "accuracy": "#2ca02c", "lr": "#9467bd"}
-_TAIL_BYTES = 64 * 1024
 PROGRESS_STEPS = 500   # the bar moves when it moves by 1/500 (a pixel of a 500 px bar), not every round
 LABEL_EVERY = 1.0      # seconds between progress texts whose epoch is the same (rate and ETA change each round)
 _STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
@@ -78,25 +79,13 @@ def ensure_followed(job: Any) -> bool:
     return True
 
 
-def _tail_lines(path: Path, n: int) -> list[str]:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - _TAIL_BYTES))
-            lines = f.read().decode(errors="replace").splitlines()
-    except OSError:
-        return []
-    return (lines[1:] if size > _TAIL_BYTES else lines)[-n:]
-
-
 def error_traceback(job: Any) -> str:
     """The Python traceback of a failed job: from the live exception, else the last ERROR in its logs."""
     exc = getattr(job, "exception", None)
     if exc is not None:
         return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
     for name in ("train.log", "job.log"):
-        found = _ERROR_RE.findall("\n".join(_tail_lines(job.path(name), 400)) + "\n")
+        found = _ERROR_RE.findall("\n".join(last_lines(job.path(name), 400)) + "\n")
         if found:
             return found[-1].rstrip()
     return ""
@@ -104,11 +93,6 @@ def error_traceback(job: Any) -> str:
 
 def _when(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
-
-
-def _duration(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 def progress_text(progress: dict, samples_per_s: float | None, epochs: int, running: bool) -> str:
@@ -121,8 +105,9 @@ def progress_text(progress: dict, samples_per_s: float | None, epochs: int, runn
         parts.append(f"epoch {min(epochs, int(np.ceil(done / total * epochs)))}/{epochs}")
     if samples_per_s:
         parts.append(f"{samples_per_s:,.0f} samples/s")
-    if running and progress.get("eta") is not None:
-        parts.append(f"ETA {_duration(progress['eta'])}")
+    left = eta(progress.get("eta"), hm) if running else ""
+    if left:
+        parts.append(left)
     return " · ".join(parts)
 
 
@@ -134,7 +119,7 @@ def run_warnings(job: Any) -> list[str]:
         return []
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(started)))
     found = []
-    for line in _tail_lines(path, 200):
+    for line in last_lines(path, 200):
         stamp, _, rest = line[:19], line[19:20], line[20:]
         if rest.startswith("WARNING ") and stamp >= since:
             found.append(rest[len("WARNING "):])
@@ -278,7 +263,7 @@ class TrainingPanel(widgets.VBox):
             self._add_metric(record)
         self._progress = dict(self.job.progress)
         self._logs.clear()
-        self._logs.extend(_tail_lines(self.job.path("train.log"), LOG_LINES))
+        self._logs.extend(last_lines(self.job.path("train.log"), LOG_LINES))
         self._render(status_changed=True, logs_changed=True, force=True)
 
     # ---- live events -----------------------------------------------------------------------------

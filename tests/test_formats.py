@@ -1,0 +1,27 @@
+"""The one place for duration / ETA text (store.durations) and status colours (ui.formats)."""
+from __future__ import annotations
+
+import math
+
+from digits_widgets.store.durations import clock, eta, hm
+from digits_widgets.store.jobs import ABORTED, DONE, ERROR, INITIALIZED, RUNNING, STATUSES, WAITING
+
+
+def test_clock_and_hm():
+    assert [clock(s) for s in (0, 12, 65, 3599.6, 3725)] == ["0:00", "0:12", "1:05", "1:00:00", "1:02:05"]
+    assert [hm(s) for s in (12, 72, 3725, 90000)] == ["0m12s", "1m12s", "1h02m", "25h00m"]
+
+
+def test_eta_styles_and_unknowns():
+    assert eta(2.0) == "ETA 2s" and eta(65) == "ETA 1:05" and eta(3725) == "ETA 1:02:05"
+    assert eta(72, hm) == "ETA 1m12s" and eta(12, hm) == "ETA 0m12s"
+    assert eta(None) == eta(-1) == eta(math.inf) == eta(math.nan) == ""
+
+
+def test_every_status_has_a_colour():
+    from digits_widgets.ui.formats import OTHER, STATUS_COLOURS, status_colour
+
+    assert set(STATUS_COLOURS) == set(STATUSES)
+    assert status_colour(DONE) == "#2e7d32" and status_colour(ERROR) == "#c62828"
+    assert len({status_colour(s) for s in (DONE, RUNNING, ERROR, ABORTED, WAITING, INITIALIZED)}) == 6
+    assert status_colour("Unheard of") == OTHER

@@ -21,6 +21,7 @@ from ..store.jobs import ABORTED, DONE, ERROR, find_job
 from ..store.tail import last_lines
 from .formats import status_colour
 from .images import default_palette, is_image_like, label_text, png_bytes, shape_text
+from .pager import Pager
 from .pump import get_pump
 
 LOG_LINES = 12
@@ -70,42 +71,42 @@ class Explorer(w.VBox):
     """DIGITS' "Explore the db": a split, Previous / Next, and a page of entries with their labels."""
 
     def __init__(self, job: DatasetJob, page_size: int = 12, palette: list[int] | None = None):
-        self.job, self.page_size, self.palette, self.page = job, page_size, palette, 0
+        self.job, self.page_size, self.palette = job, page_size, palette
         self.split = w.Dropdown(options=job.splits, description="DB", layout=w.Layout(width="160px"))
-        self.prev = w.Button(description="Previous", icon="arrow-left", layout=w.Layout(width="110px"))
-        self.next = w.Button(description="Next", icon="arrow-right", layout=w.Layout(width="110px"))
-        self.where = w.HTML()
         self.grid = SampleGrid()
-        self.prev.on_click(lambda _b: self.go(self.page - 1))
-        self.next.on_click(lambda _b: self.go(self.page + 1))
+        self.pager = Pager(page_size, self._count, self._show, before=[self.split])
+        self.prev, self.next, self.where = self.pager.prev, self.pager.next, self.pager.label
         self.split.observe(lambda _c: self.go(0), names="value")
-        super().__init__([w.HBox([self.split, self.prev, self.next, self.where]), self.grid])
+        super().__init__([self.pager, self.grid])
         self.go(0)
 
     @property
+    def page(self) -> int:
+        return self.pager.page
+
+    @property
     def pages(self) -> int:
-        n = self.job.count(self.split.value) if self.split.value else 0
-        return max(1, -(-n // self.page_size))
+        return self.pager.pages
 
     def go(self, page: int) -> None:
         """Show page ``page`` (clamped) of the selected split; read errors are shown, not raised."""
-        split = self.split.value
-        n = self.job.count(split) if split else 0
-        self.page = min(max(0, page), self.pages - 1)
-        start = self.page * self.page_size
-        self.prev.disabled = self.page == 0
-        self.next.disabled = self.page >= self.pages - 1
+        self.pager.go(page)
+
+    def _count(self) -> int:
+        return self.job.count(self.split.value) if self.split.value else 0
+
+    def _show(self, start: int, end: int) -> str:
+        split, n = self.split.value, self._count()
         if not n:
-            self.where.value, self.grid.children = "no entries", ()
-            return
+            self.grid.children = ()
+            return "no entries"
         try:
             samples = self.job.samples(split, start, self.page_size)
         except Exception as exc:  # noqa: BLE001 - a moved or damaged DB is reported in place
-            self.where.value = f'<span style="color:#c62828">{html.escape(f"Cannot read {split}: {exc}")}</span>'
             self.grid.children = ()
-            return
-        self.where.value = f"{start + 1}–{start + len(samples)} of {n} (page {self.page + 1}/{self.pages})"
+            return f'<span style="color:#c62828">{html.escape(f"Cannot read {split}: {exc}")}</span>'
         self.grid.show(samples, self.palette, first=start)
+        return f"{start + 1}–{start + len(samples)} of {n} (page {self.page + 1}/{self.pages})"
 
 
 class DatasetView(w.VBox):

@@ -34,6 +34,7 @@ from ..infer.probes import Probe, probe
 from . import fields
 from .images import label_text, png_bytes
 from .layers_view import LayersView
+from .pager import Pager
 from .views import View, close_tree, default_view, make_view, view_classes
 from .views.classification import report_html
 from .views.image import captioned, image_widget
@@ -97,23 +98,22 @@ class ResultsGrid(w.VBox):
     def __init__(self, prediction: Prediction, view: View, truths: Sequence[str] | None = None,
                  per_page: int = PER_PAGE, page: int = 0) -> None:
         self.prediction, self.view, self.truths = prediction, view, truths
-        self.per_page, self.page = max(1, per_page), 0
-        self.prev = w.Button(description="Previous", icon="arrow-left", layout=w.Layout(width="110px"))
-        self.next = w.Button(description="Next", icon="arrow-right", layout=w.Layout(width="110px"))
-        self.label = w.HTML()
-        self.prev.on_click(lambda _b: self.show_page(self.page - 1))
-        self.next.on_click(lambda _b: self.show_page(self.page + 1))
+        self.pager = Pager(per_page, lambda: len(prediction.names), self._show)
+        self.prev, self.next, self.label = self.pager.prev, self.pager.next, self.pager.label
         # a grid of equal columns: every card has the same width whatever its caption or output
         self.cells = w.GridBox(layout=w.Layout(
             grid_template_columns=f"repeat(auto-fill, minmax({CARD_WIDTH}px, 1fr))", grid_gap="8px 12px",
             align_items="flex-start"))
-        super().__init__([w.HBox([self.prev, self.next, self.label], layout=w.Layout(align_items="center")),
-                          self.cells])
+        super().__init__([self.pager, self.cells])
         self.show_page(page)
 
     @property
+    def page(self) -> int:
+        return self.pager.page
+
+    @property
     def pages(self) -> int:
-        return max(1, -(-len(self.prediction.names) // self.per_page))
+        return self.pager.pages
 
     def cell(self, index: int) -> w.Widget:
         pred, view = self.prediction, self.view
@@ -132,16 +132,15 @@ class ResultsGrid(w.VBox):
 
     def show_page(self, page: int) -> None:
         """Render page ``page`` (clamped); the previous page's widgets are closed."""
-        self.page = min(max(0, page), self.pages - 1)
+        self.pager.go(page)
+
+    def _show(self, start: int, end: int) -> str:
         old = self.cells.children
-        start = self.page * self.per_page
-        end = min(start + self.per_page, len(self.prediction.names))
         self.cells.children = [self.cell(i) for i in range(start, end)]
         for child in old:
             close_tree(child)
-        self.label.value = f"&nbsp;Page {self.page + 1} of {self.pages} (images {start + 1}&ndash;{end} of " \
-                           f"{len(self.prediction.names)})"
-        self.prev.disabled, self.next.disabled = self.page == 0, self.page >= self.pages - 1
+        return f"&nbsp;Page {self.page + 1} of {self.pages} (images {start + 1}&ndash;{end} of " \
+               f"{len(self.prediction.names)})"
 
 
 class InferencePanel(w.VBox):

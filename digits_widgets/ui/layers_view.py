@@ -21,6 +21,7 @@ import numpy as np
 from bqplot import Axis, Bars, Figure, LinearScale
 
 from ..infer.probes import Probe, tile_channels
+from .pager import Pager
 from .ticks import distinct_tick_format
 from .views import close_tree, to_numpy
 from .views.image import captioned, image_widget, output_image
@@ -117,40 +118,36 @@ class LayersView(w.VBox):
         the strip adds only what the view does not show: the normalised input and an autoencoder's code."""
         self.probes = list(probes)
         self.with_view = with_view
-        self.per_page = max(1, per_page)
-        self.page = 0
         self.page_rows: list[LayerRow] = []
         self.strip_panels: dict[str, w.Widget] = self._strip(prediction, index) if prediction is not None else {}
         strip = w.HBox([captioned(v, k) for k, v in self.strip_panels.items()],
                        layout=w.Layout(flex_flow="row wrap", align_items="flex-start"))
         total = sum(p.params for p in self.probes if p.kind == "weights")
         self.total = w.HTML(f"<b>Total learned parameters:</b> {total:,} &middot; {len(self.probes)} probes")
-        self.prev = w.Button(description="Previous", icon="arrow-left", layout=w.Layout(width="110px"))
-        self.next = w.Button(description="Next", icon="arrow-right", layout=w.Layout(width="110px"))
-        self.page_label = w.HTML()
-        self.prev.on_click(lambda _b: self.show_page(self.page - 1))
-        self.next.on_click(lambda _b: self.show_page(self.page + 1))
         self.rows_box = w.VBox()
-        pager = w.HBox([self.prev, self.next, self.page_label], layout=w.Layout(align_items="center"))
-        super().__init__([strip, self.total, pager, self.rows_box])
+        self.pager = Pager(per_page, lambda: len(self.probes), self._show)
+        self.prev, self.next, self.page_label = self.pager.prev, self.pager.next, self.pager.label
+        super().__init__([strip, self.total, self.pager, self.rows_box])
         self.show_page(0)
 
     @property
+    def page(self) -> int:
+        return self.pager.page
+
+    @property
     def pages(self) -> int:
-        return max(1, -(-len(self.probes) // self.per_page))
+        return self.pager.pages
 
     def show_page(self, page: int) -> None:
         """Build the rows of ``page`` (clamped); earlier pages' widgets are closed, so memory stays bounded."""
-        self.page = min(max(0, page), self.pages - 1)
+        self.pager.go(page)
+
+    def _show(self, start: int, end: int) -> str:
         for row in self.page_rows:
             close_tree(row.widget)
-        start = self.page * self.per_page
-        self.page_rows = [LayerRow(p) for p in self.probes[start:start + self.per_page]]
+        self.page_rows = [LayerRow(p) for p in self.probes[start:end]]
         self.rows_box.children = [r.widget for r in self.page_rows]
-        end = start + len(self.page_rows)
-        self.page_label.value = f"&nbsp;Layers {start + 1 if self.probes else 0}&ndash;{end} of {len(self.probes)}"
-        self.prev.disabled = self.page == 0
-        self.next.disabled = self.page >= self.pages - 1
+        return f"&nbsp;Layers {start + 1 if self.probes else 0}&ndash;{end} of {len(self.probes)}"
 
     def _strip(self, prediction: "Prediction", index: int) -> dict[str, w.Widget]:
         panels = self._all_strip(prediction, index)

@@ -6,7 +6,8 @@ runs, the page is sampled: for every training panel on the page, its title ("nam
 number of points of its train-loss line. The test asserts that some panel's line gained points between two
 samples while that panel said Running, i.e. the chart moved during training and not only at the end,
 then that the run ended without errors, without widget errors and without console errors (e.g. SVG
-attributes with negative sizes from a widget laid out at zero width).
+attributes with negative sizes from a widget laid out at zero width). The first panel seen growing is saved
+as test-artifacts/run_all_<notebook>_during_training.png, for a person to look at.
 
 Every wait is for a condition; the sampling loop ends when Run All's promise resolves.
 """
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.browser
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 RUN_TIMEOUT = 900   # seconds for one quick Run All on a loaded 2-core machine
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 # Each training panel: its title text and the points of its loss figure's first line (-1: not drawn yet).
 _JS_PANELS = r"""
@@ -39,6 +41,16 @@ _JS_PANELS = r"""
   return [{title: titles[0], points}];
 })
 """
+
+
+def _screenshot_panel(page, key: str, path: Path) -> None:
+    """What a person sees while the cell waits: the panel whose chart just grew (kept for review, not judged)."""
+    path.parent.mkdir(exist_ok=True)
+    try:
+        page.locator(".jp-OutputArea-output", has_text=f"{key} · Running").first.screenshot(
+            path=str(path), timeout=10_000)
+    except Exception as e:  # noqa: BLE001 - a missed screenshot must not fail the run it documents
+        path.with_suffix(".error.txt").write_text(repr(e))
 
 
 def _start_run_all(page) -> None:
@@ -69,6 +81,8 @@ def test_run_all_shows_charts_growing_during_training(page, lab, nb_dir, stopwat
                 title, points = panel["title"], panel["points"]
                 key = title.split(" · ")[0]
                 if " · Running" in title and points > seen.get(key, 10 ** 9):
+                    if not grew:
+                        _screenshot_panel(page, key, ARTIFACTS / f"run_all_{source.stem}_during_training.png")
                     grew.append((key, seen[key], points))
                 seen[key] = points if " · Running" in title else 10 ** 9
             page.wait_for_timeout(250)   # the sampling period; the loop's end is Run All's promise

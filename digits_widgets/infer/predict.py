@@ -1,9 +1,10 @@
 """Running a trained model on new images with exactly the training transforms.
 
 DIGITS users' most common complaint about using a model outside DIGITS was results that differ (mean
-file, channel order, resize, crop). Here inference rebuilds the network from the job's own network.py,
-loads a snapshot by name, and applies the dataset's channels, size and resize mode, the job's mean
-subtraction and centre crop, the same code path as validation.
+file, channel order, resize, crop). Here inference rebuilds the network from the job's own network.py as
+training built it (``train.setup``: the same crop, class maps, ``ngpus`` and fine-tune hook), loads a
+snapshot by name, and applies the dataset's channels, size and resize mode, the job's mean subtraction and
+centre crop, the same code path as validation.
 """
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ from ..data.dataset import DatasetJob
 from ..data.images import convert_channels, load_image, resize_image
 from ..data.loader import SplitData, Transform, mean_tensor
 from ..errors import OptionError
-from ..nets.network import build_for_input
 from ..store.lmdb_db import open_db
 from ..train import records
 from ..train.model_job import ModelJob
+from ..train.setup import setup_for_job
 
 ImageLike = "str | Path | np.ndarray | Image.Image"
 
@@ -52,16 +53,12 @@ class Predictor:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         h, w, c = self.dataset.feature_shape
         self.shape = (c, h, w)
-        self.crop = self.options.crop
         self.mean_mode = self.options.mean
         mean_hwc = self.dataset.mean() if self.mean_mode != "none" else None
         self.mean = mean_tensor(mean_hwc, self.mean_mode, self.shape)
-        definition = job.network_object if job.network_object is not None else job.network_source()
-        self.nclasses = self.dataset.nclasses
-        maps = self.dataset.label_shape if self.dataset.task == "segmentation" else None
-        self.network, _ = build_for_input(definition, self.shape, self.nclasses, dict(self.options.params),
-                                          job.name, self.crop, label_shape=maps)
-        self.crop = self.crop or self.network.crop_len
+        # the network as training built it (its ngpus, crop, class maps), and fine-tuned when it was
+        self.setup = setup_for_job(job, self.options).tuned()
+        self.network, self.nclasses, self.crop = self.setup.network, self.setup.nclasses, self.setup.crop
         self.snapshot_path = job.snapshot_path(snapshot)
         if state is None:
             state = records.load(self.snapshot_path)

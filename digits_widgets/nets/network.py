@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import NetworkError
-from .source import exec_network_source, network_error
+from .source import exec_network_source, format_user_traceback, network_error
 from .tower import Tower
 from .trainable import StepOutput, TrainableNet
 
@@ -52,13 +52,22 @@ class Network:
 
     def first_batch(self, x: Tensor, y: Tensor | None = None) -> StepOutput:
         """Run one batch the way training does; an exception of user code becomes a NetworkError with its
-        traceback, since the first real batch is where shapes meet the dataset's labels."""
+        traceback that names the batch's shapes (and the output's, when only the loss failed), since the
+        first real batch is where shapes meet the dataset's labels."""
         try:
             return self.module(x, y)
         except NetworkError:
             raise
-        except Exception as exc:  # noqa: BLE001 - user code: report it with its traceback
-            raise network_error('The network failed on its first batch', exc) from None
+        except Exception as exc:  # noqa: BLE001 - user code: report it with the shapes and its traceback
+            yshape = tuple(y.shape) if y is not None else None
+            try:  # when only the loss failed, the output's shape is the useful clue
+                with torch.no_grad():
+                    produced = f", network output {tuple(self.module.infer(x).shape)}"
+            except Exception:  # noqa: BLE001 - the forward pass itself fails: nothing more to say
+                produced = ""
+            raise NetworkError(f"The network does not fit the dataset: input batch {tuple(x.shape)} (N, C, H, W), "
+                               f"labels {yshape}{produced}; it failed with {type(exc).__name__}: {exc}",
+                               format_user_traceback(exc)) from None
 
     def apply_fine_tune_hook(self) -> 'Network':
         """A Network around ``fine_tune_hook(inner)`` (Torch7's ``fineTuneHook``), with the same loss and label
@@ -270,9 +279,11 @@ def build_for_input(definition: Any, image_shape: tuple[int, int, int], nclasses
                     params: dict | None = None, name: str = 'network',
                     crop: int | None = None,
                     label_shape: tuple[int, ...] | None = None,
-                    framework: str | None = None) -> tuple[Network, tuple[int, int, int]]:
+                    framework: str | None = None,
+                    follow_crop: bool = True) -> tuple[Network, tuple[int, int, int]]:
     """Build for what the trainer feeds: the images cropped to ``crop`` when given, else to the crop the
-    network itself asks for (``crop_len``), else at full size. Returns the network and that input shape.
+    network itself asks for (``crop_len``; not with ``follow_crop=False``), else at full size. Returns the
+    network and that input shape.
 
     ``label_shape`` is the dataset's label shape when its labels are class maps (segmentation: ``(H, W)`` or
     ``(H, W, 1)``); the dry run then feeds class maps cropped as the images are. ``None``: class indices."""
@@ -280,7 +291,7 @@ def build_for_input(definition: Any, image_shape: tuple[int, int, int], nclasses
     shape = (c, crop, crop) if crop else (c, h, w)
     net = build_network(definition, shape, nclasses, params, name=name, label_shape=_map_shape(label_shape, shape),
                         framework=framework)
-    if not crop and net.crop_len and (net.crop_len, net.crop_len) != (h, w):
+    if follow_crop and not crop and net.crop_len and (net.crop_len, net.crop_len) != (h, w):
         first = shape   # DIGITS gave a Lua network the image size; its own croplen applied afterwards
         shape = (c, net.crop_len, net.crop_len)
         net = build_network(definition, shape, nclasses, {**(params or {}), 'inputShape': first}, name=name,

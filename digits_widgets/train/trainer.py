@@ -1,8 +1,9 @@
 """The training loop: one function you can read in one sitting, the same in a thread and under torchrun.
 
-    setup → (resume from checkpoint.pt | validate at epoch 0) → for each epoch: train batches, log the
-    train loss ~8 times, validate every val_interval, snapshot every snapshot_interval, checkpoint
-    → final snapshot.
+    run_training = prepare (the data, the network as ``setup.py`` builds it for every caller, pretrained
+    weights, freezing, the solver) + fit: (resume from checkpoint.pt | validate at epoch 0) → for each
+    epoch: train batches, log the train loss ~8 times, validate every val_interval, snapshot every
+    snapshot_interval, checkpoint → final snapshot.
 
 Rank 0 writes every file; all ranks take the same decisions at the same steps: rank 0 alone looks at
 control/ (abort, pause) and broadcasts what it found, and early stopping follows the validation loss,
@@ -22,12 +23,12 @@ import torch.distributed as dist
 
 from ..data.loader import BatchLoader, SplitData, Transform, mean_tensor
 from ..errors import NetworkError, TrainingError
-from ..nets.network import build_for_input
 from ..store.jobs import JobAborted
 from . import records
 from .model_job import ModelJob
 from .options import TrainOptions
 from .pretrained import load_pretrained
+from .setup import RunSetup, check_first_batch, setup_network
 from .solver import default_weight_decay, iterations_per_epoch, make_optimizer, make_scheduler
 
 
@@ -130,14 +131,44 @@ def schedule_change(opts: TrainOptions, step: int, before: int | None, now: int)
             f"keep_schedule=True.")
 
 
-def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: int = 0,
-                 resume: bool = False) -> None:
+@dataclass
+class Run:
+    """Everything ``fit`` needs, made by ``prepare``: the job's setup, the data, the model on its device,
+    the solver and the intervals, in steps."""
+    job: ModelJob
+    setup: RunSetup
+    rank: int
+    world: int
+    device: torch.device
+    control: Control
+    train_data: SplitData
+    train_loader: BatchLoader
+    val_loader: BatchLoader | None
+    model: torch.nn.Module          # the TrainableNet: what snapshots are taken of
+    ddp: torch.nn.Module            # the same, wrapped in DistributedDataParallel when world > 1
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    autocast: object
+    steps_per_epoch: int
+    total_steps: int
+    schedule_steps: int
+    log_every: int
+    val_every: int
+    snap_every: int
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def prepare(job: ModelJob, rank: int = 0, world: int = 1, local_rank: int = 0) -> Run:
+    """The job's data, network (``setup.setup_network``), pretrained weights, frozen layers and solver."""
     opts = job.options
     main = rank == 0
     device = pick_device(opts.device, local_rank)
     seed = opts.seed if opts.seed is not None else 0
     torch.manual_seed(seed)
-    control = Control(job, rank, world)
 
     # ---- data --------------------------------------------------------------------------------
     ds = job.dataset.require_done()
@@ -148,36 +179,33 @@ def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: in
 
     # ---- network -----------------------------------------------------------------------------
     definition = job.network_object if job.network_object is not None else job.network_source()
-    params = {"ngpus": torch.cuda.device_count() if device.type == "cuda" else 0, **opts.params}
-    try:
-        net, _ = build_for_input(definition, train_data.shape, ds.nclasses, params, job.name, opts.crop,
-                                 label_shape=ds.label_shape if train_data.label_kind == "index_image" else None)
+    try:  # the shapes as the training data has them
+        maps = ds.label_shape if train_data.label_kind == "index_image" else None
+        setup = setup_network(definition, train_data.shape, ds.nclasses, opts, name=job.name, label_shape=maps)
     except NetworkError as exc:  # say which data it was built for: the dataset decides the shapes
         headline = str(exc)[:len(str(exc)) - len(exc.traceback_text)].strip()
         labels = "class indices" if ds.task == "classification" else ds.label_shape
         raise NetworkError(f"{headline}\nThe dataset's images are (C, H, W) = {train_data.shape}"
                            f"{f' cropped to {opts.crop}' if opts.crop else ''}, its labels {labels}",
                            exc.traceback_text) from None
-    crop = opts.crop or net.crop_len
-    transform = Transform(mean, crop, opts.augmentation())
-    batch = opts.batch_size or net.train_batch_size or 16
-    val_batch = opts.val_batch_size or net.validation_batch_size or batch
+    transform = Transform(mean, setup.crop, opts.augmentation())
+    batch = setup.batch_size
     if batch % world:
         raise TrainingError(f"batch_size {batch} must be divisible by the number of processes ({world})")
     train_loader = BatchLoader(train_data, batch // world, transform, train=opts.shuffle, seed=seed,
                                device=device, rank=rank, world_size=world)
-    val_loader = (BatchLoader(val_data, max(1, val_batch // world), transform, train=False, seed=seed,
-                              device=device, rank=rank, world_size=world)
+    val_loader = (BatchLoader(val_data, max(1, setup.val_batch_size // world), transform, train=False,
+                              seed=seed, device=device, rank=rank, world_size=world)
                   if val_data is not None else None)
 
-    model = net.module.to(device)
+    setup.module.to(device)
     if opts.pretrained:
-        report = load_pretrained(model, opts.pretrained)
+        report = load_pretrained(setup.module, opts.pretrained)
         if main:
             job.log(report, "train.log")
-        if net.fine_tune_hook is not None:
-            model.inner = net.fine_tune_hook(model.inner).to(device)
-    _first_batch_check(model, train_loader, net.style)
+        setup = setup.tuned()   # the network's fine_tune_hook, now that the pretrained weights are in
+    model = setup.module.to(device)
+    check_first_batch(setup.network, *next(iter(train_loader)))
     if opts.freeze:
         frozen = []
         for pname, p in model.inner.named_parameters():  # the user's own names, as in snapshots
@@ -191,21 +219,40 @@ def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: in
 
     # ---- solver ------------------------------------------------------------------------------
     steps_per_epoch = iterations_per_epoch(train_loader.samples, batch // world, opts.batch_accumulation)
-    total_steps = steps_per_epoch * opts.epochs
-    schedule_steps = opts.schedule_steps or total_steps   # what the policy's percentages are of
     groups = getattr(model.inner, "param_groups", None)  # Caffe: lr_mult / decay_mult per blob
     parameters = (groups(opts.lr, default_weight_decay(opts.solver, opts.lr, opts.weight_decay))
                   if callable(groups) else model.parameters())
     optimizer = make_optimizer(parameters, opts.solver, opts.lr, momentum=opts.momentum,
                                weight_decay=opts.weight_decay, rms_decay=opts.rms_decay)
-    scheduler = make_scheduler(optimizer, opts.lr_policy(), schedule_steps)
+    schedule_steps = opts.schedule_steps or steps_per_epoch * opts.epochs   # what the policy's percentages are of
     use_amp = opts.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-    autocast = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if use_amp else contextlib.nullcontext
-    log_every = max(1, min(math.ceil(len(train_loader) / 8), math.ceil(5000 / batch)))
-    val_every = max(1, round(opts.val_interval * steps_per_epoch)) if val_loader else 0
-    snap_every = max(1, round(opts.snapshot_interval * steps_per_epoch)) if opts.snapshot_interval > 0 else 0
+    return Run(job=job, setup=setup, rank=rank, world=world, device=device, control=Control(job, rank, world),
+               train_data=train_data, train_loader=train_loader, val_loader=val_loader, model=model, ddp=ddp,
+               optimizer=optimizer, scheduler=make_scheduler(optimizer, opts.lr_policy(), schedule_steps),
+               scaler=torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16),
+               autocast=(lambda: torch.autocast("cuda", dtype=amp_dtype)) if use_amp else contextlib.nullcontext,
+               steps_per_epoch=steps_per_epoch, total_steps=steps_per_epoch * opts.epochs,
+               schedule_steps=schedule_steps,
+               log_every=max(1, min(math.ceil(len(train_loader) / 8), math.ceil(5000 / batch))),
+               val_every=max(1, round(opts.val_interval * steps_per_epoch)) if val_loader else 0,
+               snap_every=max(1, round(opts.snapshot_interval * steps_per_epoch)) if opts.snapshot_interval > 0 else 0)
+
+
+def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: int = 0,
+                 resume: bool = False) -> None:
+    fit(prepare(job, rank, world, local_rank), resume)
+
+
+def fit(run: Run, resume: bool = False) -> None:
+    """The loop: (resume from checkpoint.pt | validate at epoch 0) → epochs → final snapshot."""
+    job, opts, main, world, device = run.job, run.job.options, run.main, run.world, run.device
+    batch = run.setup.batch_size
+    model, ddp, optimizer, scheduler, scaler, autocast = (run.model, run.ddp, run.optimizer, run.scheduler,
+                                                         run.scaler, run.autocast)
+    train_data, train_loader, val_loader, control = run.train_data, run.train_loader, run.val_loader, run.control
+    steps_per_epoch, total_steps, schedule_steps = run.steps_per_epoch, run.total_steps, run.schedule_steps
+    log_every, val_every, snap_every = run.log_every, run.val_every, run.snap_every
 
     step, start_epoch, best_val, stale = 0, 0, math.inf, 0
     first_schedule = schedule_steps   # the first run's, carried through resumes for keep_schedule
@@ -312,36 +359,3 @@ def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: in
     finally:
         if log is not None:
             log.close()
-
-
-def _first_batch_check(model, loader: BatchLoader, style: str) -> None:
-    """One batch through the network and the loss before training, so a mismatch names the shapes."""
-    x, y = next(iter(loader))
-    try:
-        with torch.no_grad():
-            out = model(x, y)
-    except NetworkError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - reported with the dataset's shapes
-        from ..nets.source import format_user_traceback
-        yshape = tuple(y.shape) if y is not None else None
-        try:  # when only the loss failed, the output's shape is the useful clue
-            with torch.no_grad():
-                produced = f", network output {tuple(model.infer(x).shape)}"
-        except Exception:  # noqa: BLE001 - the forward pass itself fails: nothing more to say
-            produced = ""
-        raise NetworkError(f"The network does not fit the dataset: input batch {tuple(x.shape)} (N, C, H, W), "
-                           f"labels {yshape}{produced}; it failed with {type(exc).__name__}: {exc}",
-                           format_user_traceback(exc)) from None
-    if out.loss is None and y is None:
-        raise NetworkError("The dataset has no labels and the network makes none from its input (no label "
-                           "hook): give the dataset labels (a labels DB, or labels_file= for a DIGITS "
-                           "classification DB), or train a network whose target is its input")
-    if out.loss is None:
-        raise NetworkError("The network returned no loss for a labelled batch: define `loss`")
-    hooked = getattr(model, "label_hook", None) is not None  # the target is made from the input
-    if style != "tower" and not hooked and y is not None and y.is_floating_point() and out.output.shape != y.shape:
-        raise NetworkError(f"The network's output has shape {tuple(out.output.shape)} but the labels have shape "
-                           f"{tuple(y.shape)} (input batch {tuple(x.shape)}): change the last layer so they match")
-    if not torch.isfinite(out.loss).all():
-        raise TrainingError("The loss of the first batch is not finite: check the network and the data")

@@ -25,3 +25,9 @@ def test_every_status_has_a_colour():
     assert status_colour(DONE) == "#2e7d32" and status_colour(ERROR) == "#c62828"
     assert len({status_colour(s) for s in (DONE, RUNNING, ERROR, ABORTED, WAITING, INITIALIZED)}) == 6
     assert status_colour("Unheard of") == OTHER
+
+
+def test_bar_styles_of_finished_statuses():
+    from digits_widgets.ui.formats import bar_style
+
+    assert [bar_style(s) for s in (DONE, ERROR, ABORTED, RUNNING)] == ["success", "danger", "warning", ""]

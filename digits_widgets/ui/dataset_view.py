@@ -19,7 +19,7 @@ from ..errors import JobError
 from ..store.durations import eta
 from ..store.jobs import ABORTED, DONE, ERROR, find_job
 from ..store.tail import last_lines
-from .formats import status_colour
+from .formats import bar_style, status_colour
 from .images import default_palette, is_image_like, label_text, png_bytes, shape_text
 from .pager import Pager
 from .pump import get_pump
@@ -191,7 +191,7 @@ class DatasetView(w.VBox):
         self._finished = True
         self.close_watch()
         self.abort_button.layout.display = "none"
-        self.bar.bar_style = {DONE: "success", ERROR: "danger"}.get(status, "warning")
+        self.bar.bar_style = bar_style(status)   # a finished status
         if status == DONE:
             self.bar.value = self.bar.max
             self._show_summary()

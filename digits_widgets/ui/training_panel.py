@@ -43,6 +43,7 @@ from ..store.scheduler import waiting_label
 from ..store.tail import last_lines
 from ..train import records
 from ..train.launch import follow
+from .formats import bar_style
 from .pump import Pump, get_pump
 from .series import DEFAULT_BYTES_PER_S, DecimatedSeries, LineSchedule, SeriesLine
 from .ticks import nice_ticks
@@ -105,8 +106,7 @@ def progress_text(progress: dict, samples_per_s: float | None, epochs: int, runn
         parts.append(f"epoch {min(epochs, int(np.ceil(done / total * epochs)))}/{epochs}")
     if samples_per_s:
         parts.append(f"{samples_per_s:,.0f} samples/s")
-    left = eta(progress.get("eta"), hm) if running else ""
-    if left:
+    if running and (left := eta(progress.get("eta"), hm)):
         parts.append(left)
     return " · ".join(parts)
 
@@ -345,7 +345,7 @@ class TrainingPanel(widgets.VBox):
         if (not running or top != self.progress.max or done in (0, top)
                 or abs(done - self.progress.value) * PROGRESS_STEPS >= top):
             self.progress.max, self.progress.value = top, done
-        self.progress.bar_style = {DONE: "success", ERROR: "danger", ABORTED: "warning"}.get(status, "")
+        self.progress.bar_style = bar_style(status)
         text = html.escape(progress_text(p, self._samples_per_s, self.epochs, running))
         shown = self.progress_label.value
         if text == shown:

@@ -1,5 +1,7 @@
-// A job's status as a coloured badge with progress and ETA: the anywidget front end of
-// digits_widgets.ui.status_badge.StatusBadge.
+// A status badge (status, done / total, ETA) as an anywidget ESM module. No class of digits_widgets uses it:
+// its only Python side is the Badge class that tests/browser/test_smoke.py defines inline, to check that an
+// anywidget bundle built here renders in JupyterLab (pyproject's ensured-targets lists the bundle too).
+// The views colour statuses with digits_widgets/ui/formats.py; format.ts's colours serve this badge alone.
 import type { RenderProps } from "@anywidget/types";
 import { formatDuration, progressText, statusColour } from "./format";
 

@@ -316,11 +316,12 @@ def _compile_cell(cell: str, name: str, framework: str | None = None) -> None:
 def check_network(cell: str, name: str, dataset: "DatasetJob", options: "TrainOptions",
                   framework: str | None = None) -> None:
     """Compile the cell and, when the dataset is Done, build it once on the CPU at the shape training
-    will use (the trainer's crop rules), so errors show before a job exists. Raises NetworkError."""
+    will use (``train.setup``, as the trainer builds it), so errors show before a job exists. Raises
+    NetworkError."""
     import torch
 
-    from .nets.network import build_for_input
     from .store.jobs import DONE
+    from .train.setup import setup_for_dataset
 
     _compile_cell(cell, name, framework)
     if dataset.status != DONE or not dataset.feature_shape:
@@ -328,11 +329,8 @@ def check_network(cell: str, name: str, dataset: "DatasetJob", options: "TrainOp
     h, w, c = dataset.feature_shape
     if options.crop and options.crop > min(h, w):
         raise OptionError(f"crop size {options.crop} is larger than the dataset's images ({h}x{w})", field="crop")
-    params = {"ngpus": torch.cuda.device_count() if options.device != "cpu" else 0, **options.params}
     with torch.random.fork_rng(devices=[]):  # building initialises weights: leave the user's RNG alone
-        build_for_input(cell, (c, h, w), dataset.nclasses, params, name, options.crop,
-                        label_shape=dataset.label_shape if dataset.task == "segmentation" else None,
-                        framework=framework)
+        setup_for_dataset(dataset, cell, options, name=name, framework=framework)
 
 
 @magics_class

@@ -105,3 +105,15 @@ def test_inference_builds_the_network_training_built(monkeypatch) -> None:
     assert pred.setup.ngpus == 0 and pred.predict([torch.zeros(8, 8).numpy()]).outputs.shape == (1, 2)
     pred = Predictor(tuned, device="cpu")   # the snapshot has the fine-tune hook's layers
     assert isinstance(pred.module.inner[-1], nn.Linear) and pred.module.inner[-1].in_features == 2
+
+
+def test_visualize_builds_once_at_the_trainers_shape_with_the_forms_crop() -> None:
+    from digits_widgets.ui.graph_trace import INPUT_ID
+    from digits_widgets.ui.network_summary import NetworkSummaryView
+
+    view = NetworkSummaryView()
+    summary = view.show(FCN, (1, 12, 12), 2, label_shape=(12, 12, 1), crop=8)   # class maps cropped too
+    assert summary is not None, view.error
+    assert summary.input_shape == (1, 8, 8) and summary.output_shape == "1×2×8×8"
+    node = next(n for n in view.graph.graph["nodes"] if n["id"] == INPUT_ID)
+    assert node["shape"] == [1, 8, 8], "the graph is of the same build as the table"

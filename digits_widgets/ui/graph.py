@@ -19,11 +19,11 @@ import traitlets
 from ..data.dataset import DatasetJob
 from ..errors import NetworkError
 from ..infer.probes import Probe
-from ..nets.network import build_for_input
 from ..nets.source import network_error
+from ..train.setup import RunSetup, dataset_shapes, setup_network
 from .graph_trace import INPUT_ID, network_graph
 
-__all__ = ["GraphWidget", "network_graph", "show_network", "probe_stats", "INPUT_ID"]
+__all__ = ["GraphWidget", "network_graph", "show_network", "graph_of", "probe_stats", "INPUT_ID"]
 
 _BUNDLE = Path(__file__).resolve().parent.parent / "static" / "graph.js"
 
@@ -92,14 +92,13 @@ class GraphWidget(anywidget.AnyWidget):
 
 
 def _dataset_shapes(dataset: DatasetJob) -> tuple[tuple[int, int, int], int, tuple[int, ...] | None]:
-    """(C, H, W), classes and label shape of a dataset job, as the trainer reads them: a segmentation
-    dataset's labels are H x W class maps, so the network is checked against maps, not class indices."""
+    """(C, H, W), classes and label shape of a dataset job, as the trainer reads them (``train.setup``): a
+    segmentation dataset's labels are H x W class maps, so the network is checked against maps, not class
+    indices."""
     if not dataset.feature_shape:
         raise NetworkError(f"Dataset {dataset.name!r} ({dataset.id}) has no image shape yet: it is "
                            f"{dataset.status}; draw its networks once it is Done")
-    h, w, c = dataset.feature_shape
-    labels = dataset.label_shape if dataset.task == "segmentation" else None
-    return (int(c), int(h), int(w)), dataset.nclasses, labels
+    return dataset_shapes(dataset)
 
 
 def show_network(definition: Any, input_shape: tuple[int, int, int] | None = None, nclasses: int = 0,
@@ -121,9 +120,15 @@ def show_network(definition: Any, input_shape: tuple[int, int, int] | None = Non
         input_shape, nclasses, label_shape = _dataset_shapes(dataset)
     if input_shape is None:
         raise NetworkError("show_network needs the input shape (C, H, W), or a dataset= to read it from")
-    net, (c, h, w) = build_for_input(definition, input_shape, nclasses, params, name, crop, label_shape=label_shape)
+    setup = setup_network(definition, input_shape, nclasses, params=params, name=name, crop=crop,
+                          label_shape=label_shape)
+    return graph_of(setup, **widget_kwargs)
+
+
+def graph_of(setup: RunSetup, **widget_kwargs: Any) -> GraphWidget:
+    """The graph widget of a network already built (:mod:`~digits_widgets.train.setup`), at its input shape."""
     try:
-        graph = network_graph(net.module, torch.zeros(1, c, h, w))
+        graph = network_graph(setup.module, torch.zeros(1, *setup.input_shape))
     except Exception as exc:  # noqa: BLE001 - user code failing in inference mode: show its traceback
-        raise network_error(f"The network '{name}' failed in inference mode", exc) from None
+        raise network_error(f"The network '{setup.name}' failed in inference mode", exc) from None
     return GraphWidget(graph, **widget_kwargs)

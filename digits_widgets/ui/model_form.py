@@ -29,6 +29,7 @@ from ..store.jobs import DONE, find_job
 from ..train.launch import train
 from ..train.options import OPTION_NAMES, TrainOptions
 from ..train.pretrained import resolve_snapshot
+from ..train.setup import dataset_shapes, gpus_for
 from . import panel_for
 from .custom_network import FRAMEWORK_TITLES, CustomNetwork
 from .fields import ERROR, OK, Field, NumberField, Verdict, bool_field, choice_field, text_field
@@ -64,8 +65,7 @@ def input_shape_of(dataset: Any, crop: int | None = None) -> tuple[tuple[int, in
     if not dataset.feature_shape:
         raise OptionError(f"Dataset {dataset.name!r} has no image shape yet: wait until it is created",
                           field="dataset")
-    h, w, c = dataset.feature_shape
-    nclasses = dataset.nclasses
+    (c, h, w), nclasses, _ = dataset_shapes(dataset)
     return (c, crop or h, crop or w), nclasses
 
 
@@ -393,21 +393,20 @@ class ModelForm(widgets.VBox):
             source = self.network_source()
             ds = self.selected_dataset()
             crop = self.fields["crop"].value if isinstance(self.fields["crop"].value, int) else None
-            labels = None
-            if ds is not None:
-                shape, nclasses = input_shape_of(ds, crop)
-                labels = ds.label_shape if ds.task == "segmentation" else None   # class maps, as training feeds
+            if ds is not None:   # the images, and their labels when class maps, as training feeds them
+                shape, nclasses, labels = (*input_shape_of(ds), dataset_shapes(ds)[2])
             elif self.network_tabs.selected_index == STANDARD and self.standard.value:
                 net = zoo.STANDARD[self.standard.value]
-                shape, nclasses = net.input_shape, 10 if net.kind == "classification" else 0
+                shape, nclasses, labels = net.input_shape, 10 if net.kind == "classification" else 0, None
             else:
                 raise OptionError("Make sure a dataset is selected to visualize this network.", field="dataset")
         except DigitsError as exc:
             self.summary.show_message(str(exc))
             return
         self.network_message.value = ""
-        self.summary.show(source, shape, nclasses, self._extra.get("params"),
-                          name=self.fields["name"].value or "network", follow_crop=crop is None, label_shape=labels)
+        params = {"ngpus": gpus_for(str(self.fields["device"].value)), **(self._extra.get("params") or {})}
+        self.summary.show(source, shape, nclasses, params, name=self.fields["name"].value or "network",
+                          label_shape=labels, crop=crop)   # built as train.setup builds it for training
 
     def create(self) -> Any:
         """Check every field, start training and show the job's panel; returns the job (None when refused)."""

@@ -2,9 +2,10 @@
 
 DIGITS answered "Visualize" with a drawing of the Caffe graph, Torch's ``model:__tostring()`` or, when the
 network failed, the framework's whole stack trace. Here the network is built exactly as the trainer builds
-it (:func:`~digits_widgets.nets.network.build_network` on the dataset's input shape) and one batch of zeros
-runs through it with forward hooks, so the table shows the output shape every layer really produced and the
-parameters it owns. A failure shows the user's traceback verbatim, because that is what they debug with.
+it (:mod:`~digits_widgets.train.setup`, on the dataset's input shape; the graph beside the table is of
+that same build) and one batch of zeros runs through it with forward hooks, so the table shows the output
+shape every layer really produced and the parameters it owns. A failure shows the user's traceback
+verbatim, because that is what they debug with.
 """
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ import torch
 from torch import nn
 
 from ..errors import NetworkError
-from ..nets.network import Network, build_for_input, build_network
+from ..nets.network import Network
+from ..train.setup import RunSetup, setup_network
 
-__all__ = ["LayerRow", "NetworkSummary", "summarize", "build_summary", "summary_html", "error_html",
-           "NetworkSummaryView"]
+__all__ = ["LayerRow", "NetworkSummary", "summarize", "build_summary", "summary_of", "summary_html",
+           "error_html", "NetworkSummaryView"]
 
 
 @dataclass
@@ -114,24 +116,28 @@ def _recorder(row: LayerRow, clock: Iterator[int]) -> Callable[[nn.Module, Any, 
 
 def build_summary(definition: Any, input_shape: tuple[int, int, int], nclasses: int = 0,
                   params: dict | None = None, name: str = "network", follow_crop: bool = True,
-                  label_shape: tuple[int, ...] | None = None) -> NetworkSummary:
-    """Build as the trainer does and summarize; ``follow_crop``: rebuild at the crop the network asks for
-    (``crop_len``), as the trainer does when the form gives no crop of its own. ``label_shape``: one label's
-    shape when labels are class maps (segmentation), so the build's dry run feeds the loss maps, as training does.
+                  label_shape: tuple[int, ...] | None = None, crop: int | None = None) -> NetworkSummary:
+    """Build as the trainer does (``train.setup``) for images of ``input_shape`` and summarize: at ``crop``
+    (the form's) when given, else, with ``follow_crop``, at the crop the network asks for (``crop_len``).
+    ``label_shape``: one label's shape when labels are class maps (segmentation), so the build's dry run
+    feeds the loss maps, as training does.
 
     Raises :class:`NetworkError` with the user's traceback when the network does not build.
     """
-    if follow_crop:
-        net, input_shape = build_for_input(definition, input_shape, nclasses, params, name, label_shape=label_shape)
-    else:
-        net = build_network(definition, input_shape, nclasses, params, name=name, label_shape=label_shape)
+    return summary_of(setup_network(definition, input_shape, nclasses, params=params, name=name, crop=crop,
+                                    follow_crop=follow_crop, label_shape=label_shape))
+
+
+def summary_of(setup: RunSetup) -> NetworkSummary:
+    """:func:`summarize` a network already built, at its input shape; a failure of user code in inference
+    mode becomes a NetworkError with its traceback."""
     try:
-        return summarize(net, input_shape)
+        return summarize(setup.network, setup.input_shape)
     except NetworkError:
         raise
     except Exception as exc:  # noqa: BLE001 - user code failing in inference mode
         from ..nets.source import network_error
-        raise network_error(f"The network '{name}' failed in inference mode", exc) from None
+        raise network_error(f"The network '{setup.name}' failed in inference mode", exc) from None
 
 
 _CELL = "padding:2px 10px;border-bottom:1px solid #ddd;text-align:{}"
@@ -175,19 +181,22 @@ class NetworkSummaryView(widgets.VBox):
 
     def show(self, definition: Any, input_shape: tuple[int, int, int], nclasses: int = 0,
              params: dict | None = None, name: str = "network", follow_crop: bool = True,
-             label_shape: tuple[int, ...] | None = None) -> NetworkSummary | None:
-        """Build and show; on NetworkError show its full text (message and traceback) and return None."""
+             label_shape: tuple[int, ...] | None = None, crop: int | None = None) -> NetworkSummary | None:
+        """Build once (as :func:`build_summary` does) and show the table and the graph of that network; on
+        NetworkError show its full text (message and traceback) and return None."""
+        from .graph import graph_of  # the drawn graph beside the table, as DIGITS' Visualize showed
         try:
-            self.summary = build_summary(definition, input_shape, nclasses, params, name, follow_crop, label_shape)
+            setup = setup_network(definition, input_shape, nclasses, params=params, name=name, crop=crop,
+                                  follow_crop=follow_crop, label_shape=label_shape)
+            self.summary = summary_of(setup)
             self.error = None
         except NetworkError as exc:
             self.summary, self.error, self.graph = None, str(exc), None
             self.html.value = error_html(self.error)
             self.children = (self.html,)
             return None
-        from .graph import show_network  # the drawn graph beside the table, as DIGITS' Visualize showed
         self.html.value = summary_html(self.summary)
-        self.graph = show_network(definition, input_shape, nclasses, params, name=name, label_shape=label_shape)
+        self.graph = graph_of(setup)
         self.children = (self.html, self.graph)
         return self.summary
 

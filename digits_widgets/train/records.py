@@ -9,11 +9,13 @@ import json
 import os
 import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from ..store.jobs import Job
+from ..store.tail import Tail
 
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.pt"
@@ -96,6 +98,34 @@ def read_metrics(path: Path) -> list[dict]:
         except json.JSONDecodeError:
             continue
     return out
+
+
+@dataclass
+class MetricsTail:
+    """Running summary of a metrics.jsonl (last and lowest val loss, last val accuracy) for the jobs table:
+    each ``update`` reads only the complete lines appended since the last (``store.tail.Tail``)."""
+
+    last_loss: float | None = None
+    min_loss: float | None = None
+    accuracy: float | None = None
+    _tail: Tail | None = field(default=None, repr=False, compare=False)
+
+    def update(self, path: os.PathLike) -> "MetricsTail":
+        if self._tail is None or self._tail.path != Path(path):
+            self._tail = Tail(path)
+        lines = self._tail.read()
+        if self._tail.restarted:   # first read, or replaced (a resume trims it): start over
+            self.last_loss = self.min_loss = self.accuracy = None
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if rec.get("phase") == "val" and isinstance(rec.get("loss"), (int, float)):
+                self.last_loss = rec["loss"]
+                self.min_loss = rec["loss"] if self.min_loss is None else min(self.min_loss, rec["loss"])
+                self.accuracy = rec.get("accuracy", self.accuracy)
+        return self
 
 
 def truncate_metrics(path: Path, last_step: int) -> None:

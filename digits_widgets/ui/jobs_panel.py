@@ -3,17 +3,14 @@
 The job directories are the truth (a kernel restart loses nothing), so the panel re-reads ``dw.jobs()`` once a
 second from the UI pump, on the kernel's main thread. To stay cheap it keeps one row of widgets per job and
 sets only the cells whose text changed; the grid's children are reassigned only when jobs come, go or change
-order. Validation losses come from each model's metrics.jsonl, read incrementally from the last offset, so a
-long run does not cost a full parse every second.
+order. Validation losses come from each model's metrics.jsonl, read incrementally from the last offset
+(``records.MetricsTail``), so a long run does not cost a full parse every second.
 """
 from __future__ import annotations
 
 import html
-import json
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import ipywidgets as widgets
@@ -23,8 +20,8 @@ from ..errors import DigitsError
 from ..store.durations import clock
 from ..store.jobs import ABORTED, ACTIVE, DONE, ERROR, RUNNING, WAITING, Job, dependents, jobs_dir
 from ..store.scheduler import waiting_label
-from ..store.tail import Tail
 from ..train import records
+from ..train.records import MetricsTail
 from . import panel_for
 from .formats import status_colour
 from .pump import get_pump
@@ -42,33 +39,6 @@ ACTION_ICONS = {"open": "folder-open", "abort": "stop", "clone": "clone", "resum
 ACTION_TIPS = {"open": "Open: show this job below", "abort": "Abort: stop at the next batch",
                "clone": "Clone: a new model form filled from this one", "resume": "Resume from the last checkpoint",
                "delete": "Delete (click again to confirm)"}
-
-
-@dataclass
-class MetricsTail:
-    """Running summary of a metrics.jsonl: reads only what was appended since the last call."""
-
-    last_loss: float | None = None
-    min_loss: float | None = None
-    accuracy: float | None = None
-    _tail: Tail | None = field(default=None, repr=False, compare=False)
-
-    def update(self, path: os.PathLike) -> "MetricsTail":
-        if self._tail is None or self._tail.path != Path(path):
-            self._tail = Tail(path)
-        lines = self._tail.read()
-        if self._tail.restarted:   # first read, or replaced (a resume trims it): start over
-            self.last_loss = self.min_loss = self.accuracy = None
-        for line in lines:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if rec.get("phase") == "val" and isinstance(rec.get("loss"), (int, float)):
-                self.last_loss = rec["loss"]
-                self.min_loss = rec["loss"] if self.min_loss is None else min(self.min_loss, rec["loss"])
-                self.accuracy = rec.get("accuracy", self.accuracy)
-        return self
 
 
 def _elapsed(job: Job, now: float) -> float:

@@ -241,6 +241,7 @@ def prepare(job: ModelJob, rank: int = 0, world: int = 1, local_rank: int = 0) -
 
 def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: int = 0,
                  resume: bool = False) -> None:
+    """Train (or resume) the job on this process: rank ``rank`` of ``world``, on GPU ``local_rank``."""
     fit(prepare(job, rank, world, local_rank), resume)
 
 

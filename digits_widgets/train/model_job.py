@@ -1,11 +1,11 @@
 """A model job as seen from disk: its options, network text, metrics, snapshots; resume, pause, abort."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from ..data.dataset import DatasetJob
 from ..errors import JobError
+from ..store.durations import eta
 from ..store.jobs import ACTIVE, WAITING, Job, find_job
 from ..store.scheduler import waiting_label
 from . import records
@@ -134,7 +134,7 @@ class ModelJob(Job):
         if p.get("total"):
             parts.append(f"{p.get('stage', '')} step {p['done']}/{p['total']}")
             if p.get("eta") and self.status in ACTIVE:
-                parts.append(f"ETA {time.strftime('%H:%M:%S', time.gmtime(p['eta']))}")
+                parts.append(eta(p["eta"]))
         rows = self.metrics()
         train = [r for r in rows if r["phase"] == "train"]
         val = [r for r in rows if r["phase"] == "val"]

@@ -71,16 +71,10 @@ def load_pretrained(model: nn.Module, source: str) -> str:
 
 def export_job_caffemodel(job, path: str | Path, snapshot: "str | float | None" = None) -> Path:
     """A model job's snapshot (``None``: the last) written as a Caffe .caffemodel; the job's network must be
-    Caffe prototxt. The network is rebuilt for the job's dataset as training built it."""
-    from ..nets.network import build_for_input
+    Caffe prototxt. The network is rebuilt for the job's dataset as training built it (train.setup)."""
+    from .setup import setup_for_job
 
-    ds = job.dataset
-    h, w, c = ds.feature_shape
-    opts = job.options
-    definition = job.network_object if job.network_object is not None else job.network_source()
-    maps = ds.label_shape if ds.task == "segmentation" else None
-    net, _ = build_for_input(definition, (c, h, w), ds.nclasses, dict(opts.params), job.name, opts.crop,
-                             label_shape=maps)
+    net = setup_for_job(job).tuned().network
     state = records.load(job.snapshot_path(snapshot))
     net.module.load_state_dict(state.get("model", state))
     try:

@@ -16,7 +16,6 @@ Several machines: run on each node, with the job directory on shared storage,
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from ..data.dataset import DatasetJob
 from ..errors import OptionError
 from ..store import waiting
 from ..store import scheduler
+from ..store.feed import DirectoryFeed
 from ..store.jobs import ACTIVE, DONE, ERROR, WAITING, create_job, find_job
 from . import records
 from .model_job import ModelJob
@@ -155,30 +155,13 @@ def _launch_when_granted(job: ModelJob, resume: bool) -> None:
 
 
 def follow(job: ModelJob, poll: float = 0.25) -> None:
-    """Turn what another process writes (metrics.jsonl, job.json) into events for this kernel."""
-    metrics_path = job.path(records.METRICS)
-    offset, last_status = 0, None
+    """Emit, for this kernel's subscribers, what the torchrun workers write (``store.feed.DirectoryFeed``),
+    until torchrun ends; then record how it ended if its workers could not."""
+    directory = DirectoryFeed(job, records.METRICS)
     while True:
         proc_done = job.process is not None and job.process.poll() is not None
-        try:
-            job.reload()
-        except Exception:  # noqa: BLE001 - a job.json being replaced; try again next tick
-            pass
-        status = job.record["status_history"][-1][0]
-        if status != last_status:
-            job.emit({"type": "status", "status": status, "error": job.error})
-            last_status = status
-        if metrics_path.exists():
-            with open(metrics_path) as f:
-                f.seek(offset)
-                while (line := f.readline()).endswith("\n"):
-                    offset = f.tell()
-                    try:
-                        job.emit({"type": "metric", **json.loads(line)})
-                    except json.JSONDecodeError:
-                        continue
-        if job.progress:
-            job.emit({"type": "progress", **job.progress})
+        for event in directory.poll():
+            job.emit(event)
         if proc_done or (job.process is None and job.status not in ACTIVE):  # status: a dead owner is Aborted
             break
         time.sleep(poll)

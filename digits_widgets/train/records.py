@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
+from ..store.feed import METRICS
 from ..store.jobs import Job
 from ..store.tail import Tail
 
-METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.pt"
 SNAPSHOTS = "snapshots"
 _SNAP_RE = re.compile(r"epoch_(\d+(?:\.\d+)?)\.pt$")

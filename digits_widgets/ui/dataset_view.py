@@ -1,9 +1,9 @@
 """The page of one dataset job: live progress while it is created, then what it holds.
 
 Built from the job directory alone, so a finished dataset shows its summary at once, also after a kernel
-restart. While the job runs here, the UI pump (``get_pump().watch``) feeds it the job's events on the
-main thread; a job run by another process is followed by re-reading job.json once a second. The worker
-thread never touches these widgets. Handlers redraw from the job's state rather than accumulating the
+restart. While the job runs, the UI pump (``get_pump().watch``) hands it the job's feed on the main
+thread (``store.feed.job_feed``): a thread's events here, or, for a job another process runs, what that
+process writes to job.json and create.log. The worker thread never touches these widgets. Handlers redraw from the job's state rather than accumulating the
 events, so they are idempotent and a missed event costs nothing.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ import ipywidgets as w
 import numpy as np
 
 from ..data.dataset import DatasetJob
-from ..errors import JobError
 from ..store.durations import eta
+from ..store.feed import job_feed
 from ..store.jobs import ABORTED, DONE, ERROR, find_job
 from ..store.tail import last_lines
 from .formats import bar_style, status_colour
@@ -136,29 +136,23 @@ class DatasetView(w.VBox):
                           self.error, self.summary, self.log_box])
         self.refresh()
         if not self._finished and j.is_running():
-            pump = get_pump()
-            hold = (self.bar, self.progress, self.stage, self.log_box, self.status)
-            if j.is_owned_here():
-                self._stop = pump.watch(j, self._on_events, hold=hold)
-            else:  # another process runs it: follow job.json; Abort could not reach that process
-                self._stop = pump.every(1.0, self._poll)
+            if not j.is_owned_here():   # another process runs it: an abort could not reach that process
                 self.abort_button.layout.display = "none"
-            self.refresh()  # anything that happened between the first look and subscribing
+            hold = (self.bar, self.progress, self.stage, self.log_box, self.status)
+            feed = job_feed(j, metrics=None, log="create.log")   # a thread's events, or job.json and create.log
+            self._stop = get_pump().watch(feed, self._on_events, hold=hold)
+            self.refresh()  # anything that happened between the first look and the feed's start
 
     # ---- updates (main thread only) ------------------------------------------------------------------
     def _on_events(self, events: list[dict]) -> None:
-        latest = next((e for e in reversed(events) if e.get("type") == "progress"), None)
-        self.refresh(latest, logs=any(e.get("type") in ("log", "status") for e in events))
-
-    def _poll(self) -> None:
-        try:
-            self.job.reload()
-        except JobError as exc:  # deleted meanwhile: say so once and stop polling
-            self.status.value = f'<span style="color:#c62828">{html.escape(str(exc))}</span>'
+        gone = next((e for e in events if e.get("type") == "gone"), None)
+        if gone is not None:   # deleted meanwhile: say so once and stop following
+            self.status.value = f'<span style="color:#c62828">{html.escape(str(gone.get("error")))}</span>'
             self._finished = True
             self.close_watch()
             return
-        self.refresh()
+        latest = next((e for e in reversed(events) if e.get("type") == "progress"), None)
+        self.refresh(latest, logs=any(e.get("type") in ("log", "status") for e in events))
 
     def refresh(self, progress: dict | None = None, logs: bool = True) -> None:
         """Redraw from the job's current state (idempotent)."""

@@ -1,11 +1,11 @@
 """The training panel: live curves, progress, status history, log tail and Abort / Pause / Resume.
 
-It is a view over the job directory. On construction it subscribes to the job's events (through the
-pump) and then redraws everything from disk, so ``dw.job(id).show()`` after a kernel restart shows
-the same panel as the cell that started training. Events that were both read from disk and queued
-are told apart by their timestamps; a resumed run (whose steps go back to the checkpoint) replaces the
-points the interrupted run logged after it. A job that another process runs (torchrun) and that no
-thread of this kernel follows is followed from its directory (``train.launch.follow``).
+It is a view over the job directory. On construction it opens the job's feed (``store.feed.job_feed``:
+the events of a thread run here, or what another process, a torchrun, writes to the directory) and
+hands it to the pump, then redraws everything from disk, so ``dw.job(id).show()`` after a kernel
+restart shows the same panel as the cell that started training. Metrics that were both read from disk
+and fed are told apart by their timestamps; a resumed run (whose steps go back to the checkpoint)
+replaces the points the interrupted run logged after it.
 
 Why the finished curves are a second output updated by display id: widget state is not saved with
 a notebook by default, and JupyterLab shows "Error displaying widget: model not found" for a widget
@@ -24,10 +24,8 @@ import base64
 import contextlib
 import html
 import re
-import threading
 import time
 import traceback
-import weakref
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -38,11 +36,11 @@ from bqplot import Axis, Figure, LinearScale, Lines
 
 from ..errors import DigitsError
 from ..store.durations import eta, hm
+from ..store.feed import job_feed
 from ..store.jobs import ABORTED, ACTIVE, DONE, ERROR, RUNNING, WAITING
 from ..store.scheduler import waiting_label
 from ..store.tail import last_lines
 from ..train import records
-from ..train.launch import follow
 from .formats import bar_style
 from .pump import Pump, get_pump
 from .series import DEFAULT_BYTES_PER_S, DecimatedSeries, LineSchedule, SeriesLine
@@ -55,30 +53,6 @@ PROGRESS_STEPS = 500   # the bar moves when it moves by 1/500 (a pixel of a 500 
 LABEL_EVERY = 1.0      # seconds between progress texts whose epoch is the same (rate and ETA change each round)
 _STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 _ERROR_RE = re.compile(rf"^{_STAMP} ERROR (.*?)(?=^{_STAMP} |\Z)", re.M | re.S)
-
-_followers: "weakref.WeakKeyDictionary[Any, threading.Thread]" = weakref.WeakKeyDictionary()
-_followers_lock = threading.Lock()
-
-
-def ensure_followed(job: Any) -> bool:
-    """Follow a job another process runs when nothing in this kernel feeds its events; True if started.
-
-    A job run by a thread here, or by a torchrun this kernel started (``job.process``), already emits
-    events. A job object reopened from disk (after a restart, or via ``dw.job``) does not.
-    """
-    if getattr(job, "process", None) is not None or job.is_owned_here():
-        return False
-    if job.record["status_history"][-1][0] not in (WAITING, RUNNING) or not job.is_running():
-        return False   # finished, never started, or its process died (status then reads Aborted)
-    with _followers_lock:
-        running = _followers.get(job)
-        if running is not None and running.is_alive():
-            return False
-        thread = threading.Thread(target=follow, args=(job,), daemon=True, name=f"digits-follow-{job.id}")
-        _followers[job] = thread
-        thread.start()
-    return True
-
 
 def error_traceback(job: Any) -> str:
     """The Python traceback of a failed job: from the live exception, else the last ERROR in its logs."""
@@ -248,10 +222,10 @@ class TrainingPanel(widgets.VBox):
         self.charts = LineSchedule(self.lines, bytes_per_s, self._pump.clock)
         self._label_due, self._catch_up_cancel = 0.0, None
         self._lr_top = 0.0
-        self._stop = self._pump.watch(job, self._on_events,   # subscribe before reading disk
+        self.feed = job_feed(job)   # before reading disk: nothing written meanwhile is missed
+        self._stop = self._pump.watch(self.feed, self._on_events,
                                       hold=(*self._synced, *(s.line for s in self.lines)))
         self.redraw()
-        ensure_followed(job)
 
     # ---- from disk -------------------------------------------------------------------------------
     def redraw(self) -> None:

@@ -15,13 +15,10 @@ behind. The one module that registers magics (ui/ and the store use IPython only
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import keyword
 import linecache
 import re
 import shlex
-import types
-import typing
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from IPython.core.error import UsageError
@@ -32,70 +29,12 @@ from .errors import JobError, NetworkError, OptionError
 if TYPE_CHECKING:
     from .data.dataset import DatasetJob
     from .train.model_job import ModelJob
+    from .train.option_schema import Option
     from .train.options import TrainOptions
 
 __all__ = ["DigitsMagics", "CellNetworkError", "load_ipython_extension", "parse_arguments", "parser"]
 
 PROG = "%%digits_model"
-
-# What each option means, as the DIGITS "New Model" form says it; the default is appended from TrainOptions.
-_HELP: dict[str, str] = {
-    "epochs": "How many passes through the training data.",
-    "lr": "Base learning rate.",
-    "solver": "Solver type: sgd, nesterov, adagrad, rmsprop, adadelta, adam or adamw.",
-    "policy": "Learning-rate policy: fixed, step, multistep, exp, inv, poly or sigmoid.",
-    "gamma": "Policy gamma (step, multistep, exp, inv, sigmoid); unset: DIGITS' default for the policy.",
-    "step_size": "Step size in percent of training (step, sigmoid); unset: 33 for step, 50 for sigmoid.",
-    "stepvalues": "Comma-separated percents of training for multistep, e.g. 50,85 (unset: 50,85).",
-    "power": "Policy power (inv, poly); unset: 0.5 for inv, 3 for poly.",
-    "batch_size": "Training batch size; unset: the network's own, else 16.",
-    "val_batch_size": "Validation batch size; unset: the training batch size.",
-    "batch_accumulation": "Accumulate gradients over this many batches before each solver step.",
-    "snapshot_interval": "Epochs between snapshots; 0 keeps only the final one.",
-    "val_interval": "Epochs between validations; 0 never validates.",
-    "seed": "Random seed, for repeatable runs; unset: 0.",
-    "mean": "Subtract the mean: none, image or pixel.",
-    "crop": "Crop the images to this square size (random in training, centred in validation).",
-    "flip": "Flip augmentation: none, fliplr, flipud or fliplrud.",
-    "quad_rot": "Quadrilateral rotation augmentation: none, rot90, rot180 or rotall.",
-    "noise": "Gaussian noise augmentation, standard deviation as a fraction of the range.",
-    "hsv": "Hue/saturation/value augmentation.",
-    "hsv_h": "HSV augmentation: hue standard deviation.",
-    "hsv_s": "HSV augmentation: saturation standard deviation.",
-    "hsv_v": "HSV augmentation: value standard deviation.",
-    "momentum": "Momentum (sgd, nesterov, rmsprop).",
-    "weight_decay": "Weight decay; unset: lr / 100, as DIGITS.",
-    "rms_decay": "RMSprop decay.",
-    "shuffle": "Do not shuffle the training data each epoch.",
-    "device": "Device: auto, cpu, cuda, cuda:N or cuda:I,J (the GPUs I and J, as --gpus I,J).",
-    "gpus": "How many GPUs (the next free ones), or which: 0,2 (one GPU by index: 2, with the comma); "
-            "more than 1 trains under torchrun with DistributedDataParallel. The job waits until they are free.",
-    "share_gpus": "Let other --share-gpus trainings run on the same GPUs at once (default: one training per GPU).",
-    "launcher": "auto (a thread, or torchrun when --gpus/--nproc > 1), thread or torchrun.",
-    "nproc": "torchrun processes; unset: --gpus.",
-    "amp": "Do not use mixed precision on CUDA.",
-    "pretrained": "Pretrained model: a model job id or name, or a snapshot path.",
-    "freeze": "Regular expression of parameter names to freeze, e.g. '^(conv|fc1)'.",
-    "keep_best": "Do not keep snapshots/best.pt (lowest validation loss).",
-    "keep_last": "Keep only the last K epoch snapshots; unset: keep all.",
-    "early_stopping": "Stop after this many validations without a lower loss; unset: never.",
-    "tensorboard": "Do not write TensorBoard events.",
-    "params": "A value for Torch7-style network(params), repeatable; numbers are parsed as int or float.",
-}
-
-_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Solver options", ("epochs", "lr", "solver", "batch_size", "val_batch_size", "batch_accumulation",
-                        "momentum", "weight_decay", "rms_decay", "seed", "shuffle")),
-    ("Learning-rate policy", ("policy", "gamma", "step_size", "stepvalues", "power")),
-    ("Snapshots and validation", ("snapshot_interval", "val_interval", "keep_best", "keep_last",
-                                  "early_stopping", "tensorboard")),
-    ("Data transformations and augmentation", ("mean", "crop", "flip", "quad_rot", "noise", "hsv", "hsv_h",
-                                               "hsv_s", "hsv_v")),
-    ("Hardware", ("device", "gpus", "share_gpus", "launcher", "nproc", "amp")),
-    ("Pretrained model and network parameters", ("pretrained", "freeze", "params")),
-)
-
-_METAVARS = {"pretrained": "JOB_OR_PATH", "freeze": "REGEX", "gpus": "N|I,J"}
 
 # OptionError fields raised by the learning-rate policy under its own names, as the flags spell them.
 _FIELD_ALIASES = {"base_lr": "lr", "name": "policy"}
@@ -158,49 +97,48 @@ def _gpus(text: str) -> int | tuple[int, ...]:
             f"invalid value {text!r}: give a count (2) or comma-separated GPU indices (0,2)") from None
 
 
-def _base_type(hint: Any) -> Any:
-    """The type behind ``X | None`` (a tuple type wins: stepvalues also accepts text)."""
-    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
-    args = [a for a in typing.get_args(hint) if a is not type(None)] if union else [hint]
-    for arg in args:
-        if typing.get_origin(arg) is tuple:
-            return tuple
-    return args[0]
-
-
 def _default_text(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(f"{v:g}" for v in value)
     return str(value)
 
 
-def _add_option(group: argparse._ArgumentGroup, f: dataclasses.Field, hint: Any) -> None:
-    help_text = _HELP.get(f.name, f"Training option {f.name} (see TrainOptions).").replace("%", "%%")
-    default = f.default if f.default is not dataclasses.MISSING else None
-    kind = _base_type(hint)
-    if f.name == "params":
-        group.add_argument("--param", dest="params", action="append", type=_param, metavar="KEY=VALUE",
-                           default=argparse.SUPPRESS, help=help_text)
+def _help(o: "Option") -> str:
+    """The schema's help (after "Do not" for a --no-X flag), what only the flag needs said, the default."""
+    from .train.solver import POLICY_DEFAULTS
+
+    text = f"Do not {o.help[0].lower()}{o.help[1:]}" if o.kind is bool and o.default else o.help
+    text += f" {o.flag_help}" if o.flag_help else ""
+    unset = [f"{d[o.name]:g} for {p}" if isinstance(d[o.name], float) else f"{_default_text(d[o.name])} for {p}"
+             for p, d in POLICY_DEFAULTS.items() if o.name in d]
+    text += f" Unset: {', '.join(unset)}." if unset else ""
+    if o.default is not None and o.kind not in (bool, dict):
+        text += f" (default: {_default_text(o.default)})"
+    return text.replace("%", "%%")
+
+
+def _add_option(group: argparse._ArgumentGroup, o: "Option") -> None:
+    if o.name == "params":
+        group.add_argument("--param", dest="params", action="append", type=_param, metavar=o.metavar,
+                           default=argparse.SUPPRESS, help=_help(o))
         return
-    if kind is bool:
-        if default:
-            group.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_false",
-                               default=argparse.SUPPRESS, help=help_text)
-        else:
-            group.add_argument(flag(f.name), dest=f.name, action="store_true", default=argparse.SUPPRESS,
-                               help=help_text)
+    if o.kind is bool:
+        spelling = f"--no-{o.name.replace('_', '-')}" if o.default else flag(o.name)
+        group.add_argument(spelling, dest=o.name, action="store_false" if o.default else "store_true",
+                           default=argparse.SUPPRESS, help=_help(o))
         return
-    convert = _gpus if f.name == "gpus" else {tuple: _stepvalues, int: int, float: float}.get(kind, str)
-    metavar = _METAVARS.get(f.name) or {tuple: "P1,P2", int: "N", float: "X"}.get(kind, f.name.upper())
-    if default is not None:
-        help_text += f" (default: {_default_text(default)})"
-    group.add_argument(flag(f.name), dest=f.name, type=convert, default=argparse.SUPPRESS,
-                       metavar=metavar, help=help_text)
+    convert = _gpus if o.name == "gpus" else {tuple: _stepvalues, int: int, float: float}.get(o.kind, str)
+    metavar = o.metavar or ("{" + ",".join(o.values) + "}" if o.choices else None) or {
+        tuple: "P1,P2", int: "N", float: "X"}.get(o.kind, o.name.upper())
+    group.add_argument(flag(o.name), dest=o.name, type=convert, default=argparse.SUPPRESS,
+                       metavar=metavar, help=_help(o))
 
 
 def parser() -> argparse.ArgumentParser:
-    """The magic's argument parser, one flag per TrainOptions field (unset flags keep DIGITS' defaults)."""
-    from .train.options import TrainOptions
+    """The magic's argument parser, one flag per TrainOptions field (unset flags keep DIGITS' defaults),
+    grouped, spelled and explained as the options' schema says (``train.option_schema``)."""
+    from .train.option_schema import GROUPS
+    from .train.options import option_schema
 
     p = _Parser(prog=PROG, allow_abbrev=False, add_help=True,
                 usage="%(prog)s NAME --dataset ID_OR_NAME [options]",
@@ -217,19 +155,13 @@ def parser() -> argparse.ArgumentParser:
                         "needs pip install digits_widgets[torch7]); unset: recognised from the text.")
     p.add_argument("--no-train", dest="no_train", action="store_true",
                    help="Create the job without starting it (start it later with job.resume()).")
-    hints = typing.get_type_hints(TrainOptions)
-    fields = {f.name: f for f in dataclasses.fields(TrainOptions)}
-    grouped = {name for _, names in _GROUPS for name in names}
-    for title, names in _GROUPS:
-        group = p.add_argument_group(title)
-        for name in names:
-            if name in fields:
-                _add_option(group, fields[name], hints[name])
-    rest = [name for name in fields if name not in grouped]
-    if rest:
-        group = p.add_argument_group("Other options")
-        for name in rest:
-            _add_option(group, fields[name], hints[name])
+    schema = option_schema()   # the groups in GROUPS' order, then any other group
+    for title in dict.fromkeys([*GROUPS, *(o.group for o in schema)]):
+        mine = [o for o in schema if o.group == title]
+        if mine:
+            group = p.add_argument_group(title)
+            for o in mine:
+                _add_option(group, o)
     return p
 
 

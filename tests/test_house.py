@@ -41,12 +41,11 @@ RANK = {
 # a module shrinks; take an entry out when it is split under the limit. Never raise one.
 MAX_LINES = 400
 LONG_MODULES = {
-    "digits_widgets/magic.py": 411,
     "digits_widgets/nets/caffe/net.py": 450,
     "digits_widgets/store/datum.py": 436,
     "digits_widgets/ui/dataset_form.py": 435,
     "digits_widgets/ui/fields.py": 412,
-    "digits_widgets/ui/model_form.py": 463,
+    "digits_widgets/ui/model_form.py": 429,
     "digits_widgets/ui/training_panel.py": 457,
 }
 

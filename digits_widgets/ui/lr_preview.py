@@ -16,10 +16,12 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..errors import OptionError
+from ..train import options as train_options
+from ..train.option_schema import Option
 from ..train.solver import POLICY_DEFAULTS, LrPolicy, lr_curve
-from .fields import Field, NumberField, choice_field, text_field
+from .fields import Field, NumberField, bool_field, choice_field, text_field
 
-__all__ = ["LrPreview", "LrPolicyEditor", "POLICY_CHOICES", "POLICY_PARAMS"]
+__all__ = ["LrPreview", "LrPolicyEditor", "POLICY_CHOICES", "POLICY_PARAMS", "option_field"]
 
 
 class LrPreview(widgets.VBox):
@@ -63,11 +65,27 @@ class LrPreview(widgets.VBox):
         return True
 
 
-
-POLICY_CHOICES = [("Fixed", "fixed"), ("Step Down", "step"), ("Step Down (arbitrary steps)", "multistep"),
-                  ("Exponential Decay", "exp"), ("Inverse Decay", "inv"), ("Polynomial Decay", "poly"),
-                  ("Sigmoid Decay", "sigmoid")]
+POLICY_CHOICES = list(train_options.POLICY_CHOICES)
 POLICY_PARAMS = ("step_size", "stepvalues", "gamma", "power")
+
+
+def option_field(o: Option, value: Any = None, *, required: bool | None = None, **extra: Any) -> Field:
+    """A form field for a training option, labelled, explained, bounded and offered its choices as the
+    options' schema says: a dropdown for choices, a checkbox for a bool, a number field, else a text field.
+    ``value`` replaces the default shown; ``required`` (default: a number whose default is not None);
+    ``extra`` goes to the field (``check``)."""
+    value = o.default if value is None else value
+    required = o.kind in (int, float) and o.default is not None if required is None else required
+    if o.choices:
+        return choice_field(o.label, o.choices, value, help=o.help)
+    if o.kind is bool:
+        return bool_field(o.label, value, help=o.help)
+    if o.kind in (int, float):
+        return NumberField(o.label, value, kind=o.kind, min=o.min, max=o.max, help=o.help, required=required,
+                           **extra)
+    placeholder = "none" if o.kind is str and o.default is None else ""
+    return text_field(o.label, "" if value is None else str(value), help=o.help, placeholder=placeholder,
+                      required=required, **extra)
 
 
 def _stepvalues_text(value: Any) -> str:
@@ -85,13 +103,9 @@ class LrPolicyEditor(widgets.VBox):
 
     def __init__(self, lr: Field, policy: str = "step") -> None:
         self.lr = lr
-        self.fields: dict[str, Field] = {
-            "policy": choice_field("Policy", POLICY_CHOICES, policy, help="How the learning rate changes over "
-                                   "training (DIGITS expresses every policy in percent of training)."),
-            "step_size": NumberField("Step Size", None, kind=float, help="Percent of training between steps."),
-            "stepvalues": text_field("Step Values", help="Percents of training, comma separated (e.g. 50,85)."),
-            "gamma": NumberField("Gamma", None, kind=float, help="The policy's decay factor."),
-            "power": NumberField("Power", None, kind=float, help="The policy's exponent.")}
+        schema = {o.name: o for o in train_options.option_schema()}
+        self.fields: dict[str, Field] = {"policy": option_field(schema["policy"], policy), **{
+            p: option_field(schema[p], required=schema[p].kind is float) for p in POLICY_PARAMS}}
         self.preview = LrPreview()
         self._memory: dict[str, dict[str, Any]] = {}
         self._loading = False

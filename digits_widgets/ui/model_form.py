@@ -1,6 +1,8 @@
 """``dw.ModelForm()``: DIGITS' "New Image Model" page as a widget.
 
-The fields, labels, choices and defaults are DIGITS' (inventory section 3), and the values they produce are
+The fields, labels, choices and defaults are DIGITS' (inventory section 3), read from the schema of
+:class:`TrainOptions` (``train/option_schema.py``: the form picks only the widget and DIGITS' row order, and
+shows any other option the schema marks for the form in its group's box). The values they produce are
 the keyword arguments of :func:`digits_widgets.train.launch.train`, checked by :class:`TrainOptions` itself,
 so the form never accepts what training would refuse: an :class:`OptionError` names its field and the message
 is shown next to that field. Create replaces the form with the job's training panel, as DIGITS redirected to
@@ -27,13 +29,14 @@ from ..nets import zoo
 from ..nets.source import last_cell
 from ..store.jobs import DONE, find_job
 from ..train.launch import train
-from ..train.options import OPTION_NAMES, TrainOptions
+from ..train import options as train_options
+from ..train.options import DATA, HARDWARE, OPTION_NAMES, PRETRAINED, TrainOptions
 from ..train.pretrained import resolve_snapshot
 from ..train.setup import dataset_shapes, gpus_for
 from . import panel_for
 from .custom_network import FRAMEWORK_TITLES, CustomNetwork
-from .fields import ERROR, OK, Field, NumberField, Verdict, bool_field, choice_field, text_field
-from .lr_preview import POLICY_PARAMS, LrPolicyEditor
+from .fields import ERROR, OK, Field, Verdict, choice_field, text_field
+from .lr_preview import POLICY_PARAMS, LrPolicyEditor, option_field
 from .network_summary import NetworkSummaryView
 
 __all__ = ["ModelForm", "TASK_KINDS", "standard_networks", "input_shape_of", "gpu_choices"]
@@ -43,13 +46,13 @@ __all__ = ["ModelForm", "TASK_KINDS", "standard_networks", "input_shape_of", "gp
 TASK_KINDS = {"classification": ("classification", "autoencoder"), "regression": ("regression",),
               "processing": ("processing",), "segmentation": ("processing",),
               "generic": ("regression", "autoencoder", "processing")}
-SOLVERS = [("SGD", "sgd"), ("NESTEROV", "nesterov"), ("ADAGRAD", "adagrad"), ("RMSPROP", "rmsprop"),
-           ("ADADELTA", "adadelta"), ("ADAM", "adam"), ("ADAMW", "adamw")]
-MEANS = [("None", "none"), ("Image", "image"), ("Pixel", "pixel")]
-FLIPS = [("None", "none"), ("Horizontal", "fliplr"), ("Vertical", "flipud"),
-         ("Horizontal and/or Vertical", "fliplrud")]
-QUAD_ROTS = [("None", "none"), ("0, 90 or 270 degrees", "rot90"), ("0 or 180 degrees", "rot180"),
-             ("0, 90, 180 or 270 degrees", "rotall")]
+# The rows of DIGITS' boxes in its order (labels, help, bounds and choices come from TrainOptions' schema)
+SOLVER_ROWS = ("epochs", "snapshot_interval", "val_interval", "seed", "batch_size", "batch_accumulation", "solver",
+               "rms_decay", "lr", "shuffle")
+DATA_ROWS = ("mean", "crop", "flip", "quad_rot", "noise", "hsv", "hsv_h", "hsv_s", "hsv_v")
+HARDWARE_ROWS = ("device", "gpus", "select_gpus", "share_gpus", "pretrained", "freeze")
+ALL_ROWS = {*SOLVER_ROWS, *DATA_ROWS, *HARDWARE_ROWS}
+LR_OPTIONS = ("policy", *POLICY_PARAMS)   # the learning-rate editor's own fields
 STANDARD, PREVIOUS, CUSTOM = range(3)   # network tab indices
 D = {name: f.default for name, f in TrainOptions.__dataclass_fields__.items()}
 
@@ -94,12 +97,7 @@ def _regex_check(value: str) -> Verdict | None:
     return None
 
 
-def _int(label: str, value: int | None, low: int, help: str, required: bool = True) -> NumberField:
-    return NumberField(label, value, kind=int, min=low, required=required, help=help)
-
-
-def _real(label: str, value: float, low: float, high: float | None = None, help: str = "") -> NumberField:
-    return NumberField(label, value, kind=float, min=low, max=high, help=help)
+_EXTRA = {"pretrained": {"check": _pretrained_check}, "freeze": {"check": _regex_check}}   # checks as one types
 
 
 class ModelForm(widgets.VBox):
@@ -116,54 +114,19 @@ class ModelForm(widgets.VBox):
         self._extra: dict[str, Any] = {}      # options of a clone the form has no field for
         clone = find_job(clone, kind="model") if clone is not None else None
         ds = find_job(dataset, kind="dataset") if dataset is not None else (clone.dataset if clone else None)
-        f = self.fields = {
-            "dataset": choice_field("Select Dataset", self._dataset_choices(ds), ds.id if ds else None,
-                                    help="Datasets that are done or still being created."),
-            "epochs": _int("Training epochs", D["epochs"], 1, "How many passes through the training data."),
-            "snapshot_interval": _real("Snapshot interval (in epochs)", D["snapshot_interval"], 0, help=(
-                "Epochs between snapshots; 0 keeps only the final one.")),
-            "val_interval": _real("Validation interval (in epochs)", D["val_interval"], 0, help=(
-                "Epochs between validations; 0 never validates.")),
-            "seed": _int("Random seed", None, 0, "If provided, sets the random seed for repeatable runs.", False),
-            "batch_size": _int("Batch size", None, 1, "Images per batch; blank: the network's own, else 16.",
-                               False),
-            "batch_accumulation": _int("Batch Accumulation", D["batch_accumulation"], 1,
-                                       "Accumulate gradients over this many batches before each solver step."),
-            "solver": choice_field("Solver type", SOLVERS, D["solver"], help="What type of solver will be used."),
-            "rms_decay": _real("RMS decay value", D["rms_decay"], 0, 1, "RMSprop's decay of the squared gradient."),
-            "lr": _real("Base Learning Rate", D["lr"], 0, help="Affects how quickly the network learns. If you are "
-                        "getting NaN for your loss, you probably need to lower this value."),
-            "shuffle": bool_field("Shuffle Train Data", D["shuffle"], help="Shuffle the training data each epoch."),
-            "mean": choice_field("Subtract Mean", MEANS, D["mean"], help="Subtract the training mean image, or "
-                                 "its per-channel pixel, from every image."),
-            "crop": _int("Crop Size", None, 1, "Random square crop in training, centred otherwise.", False),
-            "flip": choice_field("Flipping", FLIPS, D["flip"], help="Randomly flip each training image."),
-            "quad_rot": choice_field("Quadrilateral Rotation", QUAD_ROTS, D["quad_rot"],
-                                     help="Randomly rotate each training image by multiples of 90 degrees."),
-            "noise": _real("Noise (stddev)", D["noise"], 0, 1, "Gaussian noise, fraction of the range "
-                           "(suggested 0.03)."),
-            "hsv": bool_field("HSV Shifting", D["hsv"], help="Random hue, saturation and value shifts."),
-            "hsv_h": _real("Hue", D["hsv_h"], 0, 0.5, "Standard deviation of the hue shift."),
-            "hsv_s": _real("Saturation", D["hsv_s"], 0, 0.5, "Standard deviation of the saturation shift."),
-            "hsv_v": _real("Value", D["hsv_v"], 0, 0.5, "Standard deviation of the value shift."),
-            "device": choice_field("Device", self._devices(D["device"]), D["device"],
-                                   help="auto: the first GPU when there is one, else the CPU."),
-            "gpus": _int("GPU count", D["gpus"], 1, "Use this many GPUs (next available); more than 1 trains "
-                         "under torchrun with DistributedDataParallel."),
-            "select_gpus": Field("Select GPU[s]", widgets.SelectMultiple(
-                options=gpu_choices(), rows=min(4, max(1, torch.cuda.device_count())),
-                layout=widgets.Layout(width="260px")), help=(
-                "Select which GPU[s] you would like to use (instead of the count). The job won't start "
-                "until all of the chosen GPUs are available.")),
-            "share_gpus": bool_field("Share the GPUs", D["share_gpus"], help=(
-                "Run beside other trainings that share (default: one training per GPU).")),
-            "pretrained": text_field("Pretrained model", check=_pretrained_check, placeholder="none",
-                                     help="A snapshot file, or JOB:EPOCH of a model job (fine-tuning)."),
-            "freeze": text_field("Freeze layers (regex)", check=_regex_check, placeholder="none",
-                                 help="Parameters whose names match are not trained, e.g. ^(conv|fc1)."),
-            "name": text_field("Model Name", required=True, help="A name to find the model by."),
-            "group": text_field("Group Name", help="An optional group name for organization on the main page."),
-        }
+        f = self.fields = {"dataset": choice_field("Select Dataset", self._dataset_choices(ds), ds.id if ds else None,
+                                                   help="Datasets that are done or still being created.")}
+        self._schema = [o for o in train_options.option_schema() if o.form and o.name not in LR_OPTIONS]
+        for o in self._schema:   # labels, help, bounds and choices from TrainOptions; the widget from here
+            f[o.name] = (choice_field(o.label, self._devices(o.default), o.default, help=o.help)
+                         if o.name == "device" else option_field(o, **_EXTRA.get(o.name, {})))
+        f["select_gpus"] = Field("Select GPU[s]", widgets.SelectMultiple(
+            options=gpu_choices(), rows=min(4, max(1, torch.cuda.device_count())),
+            layout=widgets.Layout(width="260px")), help=(
+            "Select which GPU[s] you would like to use (instead of the count). The job won't start "
+            "until all of the chosen GPUs are available."))
+        f["name"] = text_field("Model Name", required=True, help="A name to find the model by.")
+        f["group"] = text_field("Group Name", help="An optional group name for organization on the main page.")
         self.lr_editor = LrPolicyEditor(f["lr"], D["policy"])
         f.update(self.lr_editor.fields)
         self.show_advanced = widgets.Checkbox(description="Show advanced learning rate options", indent=False)
@@ -177,14 +140,13 @@ class ModelForm(widgets.VBox):
         self.create_button = widgets.Button(description="Create", button_style="primary", icon="play")
         self.create_button.on_click(lambda _: self.create())
         rows = lambda *names: [f[n].widget for n in names]  # noqa: E731
-        solver = widgets.VBox([widgets.HTML("<h4>Solver Options</h4>"), *rows(
-            "epochs", "snapshot_interval", "val_interval", "seed", "batch_size", "batch_accumulation", "solver",
-            "rms_decay", "lr", "shuffle"), self.show_advanced, self.lr_editor], layout=widgets.Layout(width="50%"))
-        data = widgets.VBox([widgets.HTML("<h4>Data Transformations</h4>"), *rows(
-            "mean", "crop", "flip", "quad_rot", "noise", "hsv", "hsv_h", "hsv_s", "hsv_v"),
-            widgets.HTML("<h4>Hardware and fine-tuning</h4>"),
-            *rows("device", "gpus", "select_gpus", "share_gpus", "pretrained", "freeze")],
-            layout=widgets.Layout(width="50%"))
+        boxes = [self._rows(SOLVER_ROWS, lambda g: g not in (DATA, HARDWARE, PRETRAINED)), self._rows(
+            DATA_ROWS, lambda g: g == DATA), self._rows(HARDWARE_ROWS, lambda g: g in (HARDWARE, PRETRAINED))]
+        solver = widgets.VBox([widgets.HTML("<h4>Solver Options</h4>"), *boxes[0], self.show_advanced,
+                               self.lr_editor], layout=widgets.Layout(width="50%"))
+        data = widgets.VBox([widgets.HTML("<h4>Data Transformations</h4>"), *boxes[1],
+                             widgets.HTML("<h4>Hardware and fine-tuning</h4>"), *boxes[2]],
+                            layout=widgets.Layout(width="50%"))
         self.children = [  # DIGITS' page: dataset on top, solver | data side by side, the network, then Create
             widgets.HTML("<h3>New Image Model</h3>"), *rows("dataset"), self.dataset_info,
             widgets.HBox([solver, data], layout=widgets.Layout(flex_flow="row wrap")),
@@ -196,6 +158,11 @@ class ModelForm(widgets.VBox):
         f["select_gpus"].visible = f["share_gpus"].visible = torch.cuda.device_count() > 0   # nothing to pick on a CPU
         if clone is not None:
             self._fill_from(clone)
+
+    def _rows(self, order: tuple[str, ...], in_box: Any) -> list[widgets.Widget]:
+        """The rows of a box: DIGITS' order, then the schema's other form options of the box's groups."""
+        more = [o.name for o in self._schema if in_box(o.group) and o.name not in ALL_ROWS]
+        return [self.fields[n].widget for n in (*order, *more)]
 
     # ---- the network tabs --------------------------------------------------------------------------
     def _network_section(self) -> widgets.Widget:

@@ -143,3 +143,14 @@ def test_the_pump_drains_a_feed_as_a_queue_polling_once_a_round(elsewhere):
     assert pump.tick() == 0 and len(polls) == 2
     stop()
     assert feed.closed and job._subscribers == []
+
+
+def test_tail_records_parses_new_json_lines_and_skips_bad_ones(tmp_path):
+    from digits_widgets.store.tail import Tail
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(_metric(1) + "not json\n" + _metric(2)[:5])
+    tail = Tail(path)
+    assert [r["step"] for r in tail.records()] == [1]
+    with path.open("a") as f:
+        f.write(_metric(2)[5:])
+    assert [r["step"] for r in tail.records()] == [2] and not tail.restarted

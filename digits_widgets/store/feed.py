@@ -30,7 +30,6 @@ emit the workers' events for whoever subscribed to the job in this process.
 from __future__ import annotations
 
 import collections
-import json
 import queue
 import time
 from datetime import datetime
@@ -103,12 +102,7 @@ class DirectoryFeed:
             self._status = status
             events.append(_event(job, {"type": "status", "status": status, "error": job.error}))
         if self._metrics is not None:
-            for line in self._metrics.read():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                events.append(_event(job, {"type": "metric", **record}))
+            events.extend(_event(job, {"type": "metric", **record}) for record in self._metrics.records())
         progress = job.progress
         if progress and progress != self._progress:
             self._progress = dict(progress)

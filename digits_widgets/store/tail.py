@@ -2,11 +2,13 @@
 
 Writers append whole lines (train.log, create.log, metrics.jsonl), but a reader can catch one half
 written. ``last_lines`` reads only the end of a file; ``Tail`` keeps an offset and hands out complete
-lines only, so a line being written waits for the next read. Both read bytes and decode with
-``errors="replace"``: a cut multi-byte character never raises.
+lines only, so a line being written waits for the next read (``records`` parses them as JSON lines: so
+``store.feed`` and the jobs table's ``records.MetricsTail`` read metrics.jsonl). Both read bytes and
+decode with ``errors="replace"``: a cut multi-byte character never raises.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -56,6 +58,17 @@ class Tail:
         complete = chunk[:chunk.rfind(b"\n") + 1]   # a line being written now waits for the next read
         self.offset += len(complete)
         return complete.decode("utf-8", "replace").splitlines()
+
+    def records(self) -> list[dict]:
+        """:meth:`read` for a JSON-lines file (metrics.jsonl): each new line parsed, a line that is not JSON
+        skipped."""
+        out = []
+        for line in self.read():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
 
 
 __all__ = ["Tail", "last_lines", "WINDOW"]

@@ -113,14 +113,10 @@ class MetricsTail:
     def update(self, path: os.PathLike) -> "MetricsTail":
         if self._tail is None or self._tail.path != Path(path):
             self._tail = Tail(path)
-        lines = self._tail.read()
+        rows = self._tail.records()
         if self._tail.restarted:   # first read, or replaced (a resume trims it): start over
             self.last_loss = self.min_loss = self.accuracy = None
-        for line in lines:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
+        for rec in rows:
             if rec.get("phase") == "val" and isinstance(rec.get("loss"), (int, float)):
                 self.last_loss = rec["loss"]
                 self.min_loss = rec["loss"] if self.min_loss is None else min(self.min_loss, rec["loss"])

@@ -44,7 +44,7 @@ def test_a_thread_run_is_fed_from_its_queue_alone():
     def work(j):
         assert go.wait(10)
         j.path("metrics.jsonl").write_text(_metric(1))   # on disk too: a thread's feed must not repeat it
-        j.emit({"type": "metric", "phase": "train", "step": 1})
+        j.emit({"type": "metric", **json.loads(_metric(1))})
         j.report_progress(1, 2)
         done.set()
 
@@ -154,3 +154,18 @@ def test_tail_records_parses_new_json_lines_and_skips_bad_ones(tmp_path):
     with path.open("a") as f:
         f.write(_metric(2)[5:])
     assert [r["step"] for r in tail.records()] == [2] and not tail.restarted
+
+
+def test_the_backlog_is_what_is_on_disk_and_a_metric_is_fed_once():
+    job = create_job("model", "regression", "backlog", {})
+    feed = job_feed(job)
+    job.path("metrics.jsonl").write_text(_metric(1) + _metric(2))   # written, and queued meanwhile
+    for step in (1, 2):
+        job.emit({"type": "metric", **json.loads(_metric(step))})
+    assert [r["step"] for r in feed.backlog()] == [1, 2]
+    job.emit({"type": "metric", **json.loads(_metric(3))})
+    job.emit({"type": "metric", "phase": "val", "epoch": 1.0, "step": 2, "loss": 0.5, "time": 1e9 + 2})
+    events = feed.poll()
+    assert [(e["phase"], e["step"]) for e in events] == [("train", 3), ("val", 2)], "per phase, by time"
+    job.emit({"type": "metric", **json.loads(_metric(3))})
+    assert feed.poll() == [], "fed already"

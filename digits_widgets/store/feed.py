@@ -16,9 +16,10 @@ job (``job.is_owned_here()`` is False), the events that :class:`DirectoryFeed` r
 
 These are the records ``Job.emit`` sends (``job`` and ``time`` set the same way), so a view's handler
 cannot tell a thread run from a torchrun run. Like ``subscribe()``, a feed hands out what happens from
-its creation on: a view opens its feed first and then reads the directory, so nothing is missed, and
-what is both read and fed (written in between) costs nothing, since the views' handlers are idempotent
-(a metric already drawn is told apart by its time). When a thread of this process stops feeding the
+its creation on: a view opens its feed first and then reads the directory, so nothing is missed; what
+is both read and fed (written in between) costs nothing, since the views' handlers are idempotent, and
+the metrics are fed once each: ``backlog()`` reads metrics.jsonl for the view, and a metric is fed only
+when it is later, by its time, than the latest of its phase already fed or read. When a thread of this process stops feeding the
 job, the directory takes over from where the files are then: the queue delivered what they hold.
 A bare :class:`DirectoryFeed` starts at the files' beginning.
 
@@ -124,6 +125,8 @@ class JobFeed:
         self.job = job
         self._queue = job.subscribe()
         self.directory = DirectoryFeed(job, metrics, log)
+        self._metrics = metrics
+        self._fed_times: dict[str, float] = {}   # phase → time of the latest metric fed or in the backlog
         self._fed_here = job.is_owned_here()
         if not self._fed_here:
             self.directory.skip()   # as a queue: what happens from now on (the view has read the rest)
@@ -147,7 +150,28 @@ class JobFeed:
         self._fed_here = fed_here
         if not fed_here:
             events.extend(self.directory.poll())
-        return events
+        return [e for e in events if e.get("type") != "metric" or self._fresh(e)]
+
+    def backlog(self) -> list[dict]:
+        """Every metric record on disk now (metrics.jsonl), for a view to draw before what is fed. From
+        then on a metric is fed only when it is later (by its ``time``, per phase) than the latest of
+        these: one written meanwhile was both read here and queued (or read from the directory)."""
+        records = Tail(self.job.path(self._metrics)).records() if self._metrics else []
+        self._fed_times = {}
+        for record in records:
+            self._fresh(record)
+        return records
+
+    def _fresh(self, metric: dict) -> bool:
+        """False for a metric that was fed already (or is in the backlog); records the latest time."""
+        t = float(metric.get("time") or 0.0)
+        if not t:
+            return True
+        phase = metric.get("phase")
+        if t <= self._fed_times.get(phase, 0.0):
+            return False
+        self._fed_times[phase] = t
+        return True
 
     def close(self) -> None:
         """Stop following (idempotent)."""

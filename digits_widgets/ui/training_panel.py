@@ -3,9 +3,9 @@
 It is a view over the job directory. On construction it opens the job's feed (``store.feed.job_feed``:
 the events of a thread run here, or what another process, a torchrun, writes to the directory) and
 hands it to the pump, then redraws everything from disk, so ``dw.job(id).show()`` after a kernel
-restart shows the same panel as the cell that started training. Metrics that were both read from disk
-and fed are told apart by their timestamps; a resumed run (whose steps go back to the checkpoint)
-replaces the points the interrupted run logged after it.
+restart shows the same panel as the cell that started training. The feed gives each metric once, also
+one both read from disk and fed (``JobFeed.backlog``); a resumed run (whose steps go back to the
+checkpoint) replaces the points the interrupted run logged after it.
 
 Why the finished curves are a second output updated by display id: widget state is not saved with
 a notebook by default, and JupyterLab shows "Error displaying widget: model not found" for a widget
@@ -161,7 +161,6 @@ class TrainingPanel(widgets.VBox):
         self.epochs = job.options.epochs
         self.train_loss, self.lr = DecimatedSeries(capacity), DecimatedSeries(capacity)
         self.val_loss, self.val_accuracy = DecimatedSeries(10 * capacity), DecimatedSeries(10 * capacity)
-        self._last_time = {"train": 0.0, "val": 0.0}
         self._progress: dict = {}
         self._samples_per_s: float | None = None
         self._logs: deque[str] = deque(maxlen=LOG_LINES)
@@ -232,8 +231,7 @@ class TrainingPanel(widgets.VBox):
         """Rebuild every part from the job directory (what a restarted kernel does)."""
         for s in (self.train_loss, self.lr, self.val_loss, self.val_accuracy):
             s.clear()
-        self._last_time = {"train": 0.0, "val": 0.0}
-        for record in self.job.metrics():
+        for record in self.feed.backlog():   # metrics.jsonl; the feed then gives only later metrics
             self._add_metric(record)
         self._progress = dict(self.job.progress)
         self._logs.clear()
@@ -260,12 +258,9 @@ class TrainingPanel(widgets.VBox):
 
     def _add_metric(self, r: dict) -> None:
         phase, epoch = r.get("phase"), r.get("epoch")
-        if phase not in self._last_time or epoch is None:
+        if phase not in ("train", "val") or epoch is None:
             return
-        t, step = float(r.get("time") or 0.0), r.get("step", 0)
-        if t and t <= self._last_time[phase]:
-            return    # already drawn: read from disk while also queued
-        self._last_time[phase] = max(t, self._last_time[phase])
+        step = r.get("step", 0)
         series = (self.train_loss, self.lr) if phase == "train" else (self.val_loss, self.val_accuracy)
         last = series[0].last_key
         if last is not None and step <= last:   # a resumed run logs again from its checkpoint

@@ -128,7 +128,7 @@ def _add_option(group: argparse._ArgumentGroup, o: "Option") -> None:
                            default=argparse.SUPPRESS, help=_help(o))
         return
     convert = _gpus if o.name == "gpus" else {tuple: _stepvalues, int: int, float: float}.get(o.kind, str)
-    metavar = o.metavar or ("{" + ",".join(o.values) + "}" if o.choices else None) or {
+    metavar = o.metavar or ("{" + ",".join(map(str, o.values)) + "}" if o.choices else None) or {
         tuple: "P1,P2", int: "N", float: "X"}.get(o.kind, o.name.upper())
     group.add_argument(flag(o.name), dest=o.name, type=convert, default=argparse.SUPPRESS,
                        metavar=metavar, help=_help(o))

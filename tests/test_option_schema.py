@@ -10,8 +10,8 @@ from digits_widgets.data.augment import FLIPS, QUAD_ROTATIONS
 from digits_widgets.errors import OptionError
 from digits_widgets.magic import parser
 from digits_widgets.train import options as train_options
-from digits_widgets.train.option_schema import GROUPS, opt
-from digits_widgets.train.options import OPTION_NAMES, SOLVER, TrainOptions, option_schema
+from digits_widgets.train.option_schema import GROUPS, SOLVER, opt
+from digits_widgets.train.options import OPTION_NAMES, TrainOptions, option_schema
 from digits_widgets.train.solver import POLICIES, SOLVERS
 
 SCHEMA = {o.name: o for o in option_schema()}

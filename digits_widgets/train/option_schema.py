@@ -17,9 +17,10 @@ from typing import Any, Callable
 
 __all__ = ["GROUPS", "Option", "opt", "schema"]
 
-# The groups in the order the magic's --help lists them (DIGITS' boxes, and the options DIGITS had not).
-GROUPS = ("Solver Options", "Learning Rate Policy", "Snapshots and Validation", "Data Transformations",
-          "Hardware", "Pretrained Model")
+# The groups, in the order the magic's --help lists them (DIGITS' boxes, and the options DIGITS had not)
+SOLVER, POLICY, SNAPSHOTS = "Solver Options", "Learning Rate Policy", "Snapshots and Validation"
+DATA, HARDWARE, PRETRAINED = "Data Transformations", "Hardware", "Pretrained Model"
+GROUPS = (SOLVER, POLICY, SNAPSHOTS, DATA, HARDWARE, PRETRAINED)
 
 
 def opt(default: Any = MISSING, *, label: str, help: str, group: str, choices: tuple = (),

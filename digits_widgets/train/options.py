@@ -13,16 +13,14 @@ from dataclasses import dataclass, fields
 
 from ..data.augment import FLIPS, QUAD_ROTATIONS, Augmentation
 from ..errors import OptionError
-from .option_schema import Option, opt, schema
+from .option_schema import DATA, HARDWARE, POLICY, PRETRAINED, SNAPSHOTS, SOLVER, Option, opt, schema
 from .solver import POLICIES, SOLVERS, LrPolicy
 
 DEVICES_HELP = "auto, cpu, cuda, cuda:N or cuda:I,J (the GPUs I and J, as gpus=[I, J])"
-SOLVER, POLICY, SNAPSHOTS = "Solver Options", "Learning Rate Policy", "Snapshots and Validation"
-DATA, HARDWARE, PRETRAINED = "Data Transformations", "Hardware", "Pretrained Model"
 # DIGITS' shown text for each choice (the values are the solver's and the augmentation's own)
 POLICY_CHOICES = list(zip(("Fixed", "Step Down", "Step Down (arbitrary steps)", "Exponential Decay",
                            "Inverse Decay", "Polynomial Decay", "Sigmoid Decay"), POLICIES))
-MEANS = [("None", "none"), ("Image", "image"), ("Pixel", "pixel")]
+MEAN_CHOICES = [("None", "none"), ("Image", "image"), ("Pixel", "pixel")]
 FLIP_CHOICES = list(zip(("None", "Horizontal", "Vertical", "Horizontal and/or Vertical"), FLIPS))
 QUAD_ROT_CHOICES = list(zip(("None", "0, 90 or 270 degrees", "0 or 180 degrees", "0, 90, 180 or 270 degrees"),
                             QUAD_ROTATIONS))
@@ -62,7 +60,7 @@ class TrainOptions:
                               help="Epochs between validations; 0 never validates.")
     seed: int | None = opt(None, label="Random seed", group=SOLVER, min=0,
                            help="If provided, sets the random seed for repeatable runs.")
-    mean: str = opt("image", label="Subtract Mean", group=DATA, choices=MEANS,
+    mean: str = opt("image", label="Subtract Mean", group=DATA, choices=MEAN_CHOICES,
                     help="Subtract the training mean image, or its per-channel pixel, from every image.")
     crop: int | None = opt(None, label="Crop Size", group=DATA, min=1,
                            help="Random square crop in training, centred otherwise.")

@@ -169,3 +169,18 @@ def test_the_backlog_is_what_is_on_disk_and_a_metric_is_fed_once():
     assert [(e["phase"], e["step"]) for e in events] == [("train", 3), ("val", 2)], "per phase, by time"
     job.emit({"type": "metric", **json.loads(_metric(3))})
     assert feed.poll() == [], "fed already"
+
+
+def test_a_failing_directory_read_loses_no_queued_event_and_the_next_poll_tries_again(elsewhere):
+    job, _ = elsewhere
+    feed = job_feed(job)
+    real = feed.directory.poll
+
+    def broken():
+        raise OSError("disk gone for a moment")
+    feed.directory.poll = broken
+    job.emit({"type": "log", "line": "queued"})
+    assert _types(feed.poll()) == ["log"]
+    feed.directory.poll = real
+    job.path("metrics.jsonl").write_text(_metric(1))
+    assert _types(feed.poll()) == ["metric"]

@@ -31,6 +31,7 @@ emit the workers' events for whoever subscribed to the job in this process.
 from __future__ import annotations
 
 import collections
+import logging
 import queue
 import time
 from datetime import datetime
@@ -42,6 +43,8 @@ from .tail import Tail
 
 if TYPE_CHECKING:
     from .job import Job
+
+log = logging.getLogger(__name__)
 
 METRICS = "metrics.jsonl"     # a model's metrics file (train/records.py writes it)
 _STAMP = "%Y-%m-%d %H:%M:%S"  # the stamp ``Job.log`` puts before each log line
@@ -85,7 +88,7 @@ class DirectoryFeed:
         """Re-read job.json into the job; False when the job's directory is gone."""
         try:
             self.job.reload()
-        except JobError:
+        except (JobError, OSError):
             if not self.job.path(JOB_FILE).exists():
                 return False
         return True   # an unreadable job.json (never half-written: renamed into place) waits for the next poll
@@ -149,7 +152,10 @@ class JobFeed:
             self.directory.skip()   # its thread has ended: the queue holds all it wrote
         self._fed_here = fed_here
         if not fed_here:
-            events.extend(self.directory.poll())
+            try:
+                events.extend(self.directory.poll())
+            except Exception:  # noqa: BLE001 - a file being replaced, a full disk...: the next poll tries again
+                log.exception("Reading the directory of job %s failed", self.job.id)
         return [e for e in events if e.get("type") != "metric" or self._fresh(e)]
 
     def backlog(self) -> list[dict]:
@@ -191,7 +197,10 @@ class JobFeed:
         """The next event; polls once at the start of each drain (a drain ends at ``queue.Empty``)."""
         if not self._buffer and self._between_drains:
             self._between_drains = False
-            self._buffer.extend(self.poll())
+            try:
+                self._buffer.extend(self.poll())
+            except Exception:  # noqa: BLE001 - a drain must never fail: the pump drains every view at once
+                log.exception("Following job %s failed this round", self.job.id)
         if not self._buffer:
             self._between_drains = True
             raise queue.Empty

@@ -19,9 +19,9 @@ cannot tell a thread run from a torchrun run. Like ``subscribe()``, a feed hands
 its creation on: a view opens its feed first and then reads the directory, so nothing is missed; what
 is both read and fed (written in between) costs nothing, since the views' handlers are idempotent, and
 the metrics are fed once each: ``backlog()`` reads metrics.jsonl for the view, and a metric is fed only
-when it is later, by its time, than the latest of its phase already fed or read. When a thread of this process stops feeding the
-job, the directory takes over from where the files are then: the queue delivered what they hold.
-A bare :class:`DirectoryFeed` starts at the files' beginning.
+when it is later, by its time, than the latest of its phase already fed or read. When a thread of this
+process stops feeding the job, the directory takes over from where the files are then: the queue
+delivered what they hold. A bare :class:`DirectoryFeed` starts at the files' beginning.
 
 The UI pump (``ui/pump.py``) drains a feed as it drains a queue: ``feed.subscribe()`` returns the feed
 itself, whose ``get_nowait()`` polls once per drain. A feed has one reader; ``close()`` ends it.
@@ -38,13 +38,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import JobError
-from .job_record import ACTIVE, JOB_FILE
+from .job_record import JOB_FILE
 from .tail import Tail
 
 if TYPE_CHECKING:
     from .job import Job
 
-log = logging.getLogger(__name__)
+_logger = logging.getLogger(__name__)
 
 METRICS = "metrics.jsonl"     # a model's metrics file (train/records.py writes it)
 _STAMP = "%Y-%m-%d %H:%M:%S"  # the stamp ``Job.log`` puts before each log line
@@ -91,7 +91,7 @@ class DirectoryFeed:
         except (JobError, OSError):
             if not self.job.path(JOB_FILE).exists():
                 return False
-        return True   # an unreadable job.json (never half-written: renamed into place) waits for the next poll
+        return True   # unreadable now (it is never half-written: renamed into place): the next poll reads it
 
     def poll(self) -> list[dict]:
         if self.gone:
@@ -114,11 +114,6 @@ class DirectoryFeed:
         if self._log is not None:
             events.extend(_log_event(job, line) for line in self._log.read())
         return events
-
-    @property
-    def finished(self) -> bool:
-        """The job has ended, as far as the directory tells (or its directory is gone)."""
-        return self.gone or self._status not in ACTIVE
 
 
 class JobFeed:
@@ -154,8 +149,8 @@ class JobFeed:
         if not fed_here:
             try:
                 events.extend(self.directory.poll())
-            except Exception:  # noqa: BLE001 - a file being replaced, a full disk...: the next poll tries again
-                log.exception("Reading the directory of job %s failed", self.job.id)
+            except Exception:  # noqa: BLE001 - a full disk, a permission...: the next poll tries again
+                _logger.exception("Reading the directory of job %s failed", self.job.id)
         return [e for e in events if e.get("type") != "metric" or self._fresh(e)]
 
     def backlog(self) -> list[dict]:
@@ -200,7 +195,7 @@ class JobFeed:
             try:
                 self._buffer.extend(self.poll())
             except Exception:  # noqa: BLE001 - a drain must never fail: the pump drains every view at once
-                log.exception("Following job %s failed this round", self.job.id)
+                _logger.exception("Following job %s failed this round", self.job.id)
         if not self._buffer:
             self._between_drains = True
             raise queue.Empty

@@ -3,8 +3,9 @@
 Built from the job directory alone, so a finished dataset shows its summary at once, also after a kernel
 restart. While the job runs, the UI pump (``get_pump().watch``) hands it the job's feed on the main
 thread (``store.feed.job_feed``): a thread's events here, or, for a job another process runs, what that
-process writes to job.json and create.log. The worker thread never touches these widgets. Handlers redraw from the job's state rather than accumulating the
-events, so they are idempotent and a missed event costs nothing.
+process writes to job.json and create.log. The worker thread never touches these widgets. Handlers
+redraw from the job's state rather than accumulating the events, so they are idempotent and a missed
+event costs nothing.
 """
 from __future__ import annotations
 
@@ -139,7 +140,7 @@ class DatasetView(w.VBox):
             if not j.is_owned_here():   # another process runs it: an abort could not reach that process
                 self.abort_button.layout.display = "none"
             hold = (self.bar, self.progress, self.stage, self.log_box, self.status)
-            feed = job_feed(j, metrics=None, log="create.log")   # a thread's events, or job.json and create.log
+            feed = job_feed(j, metrics=None, log="create.log")   # a thread's events, or job.json, create.log
             self._stop = get_pump().watch(feed, self._on_events, hold=hold)
             self.refresh()  # anything that happened between the first look and the feed's start
 

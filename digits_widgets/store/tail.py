@@ -62,13 +62,18 @@ class Tail:
     def records(self) -> list[dict]:
         """:meth:`read` for a JSON-lines file (metrics.jsonl): each new line parsed, a line that is not JSON
         skipped."""
-        out = []
-        for line in self.read():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return out
+        return json_records(self.read())
 
 
-__all__ = ["Tail", "last_lines", "WINDOW"]
+def json_records(lines: "list[str]") -> list[dict]:
+    """JSON-lines records parsed, a line that is not JSON (one being written) skipped."""
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+__all__ = ["Tail", "last_lines", "json_records", "WINDOW"]

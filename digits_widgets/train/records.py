@@ -16,7 +16,7 @@ import torch
 
 from ..store.feed import METRICS
 from ..store.jobs import Job
-from ..store.tail import Tail
+from ..store.tail import Tail, json_records
 
 CHECKPOINT = "checkpoint.pt"
 SNAPSHOTS = "snapshots"
@@ -91,13 +91,7 @@ def read_metrics(path: Path) -> list[dict]:
         text = Path(path).read_text()
     except FileNotFoundError:
         return []
-    out = []
-    for line in text.splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
+    return json_records(text.splitlines())
 
 
 @dataclass

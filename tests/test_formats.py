@@ -3,18 +3,17 @@ from __future__ import annotations
 
 import math
 
-from digits_widgets.store.durations import clock, eta, hm
+from digits_widgets.store.durations import clock, eta
 from digits_widgets.store.jobs import ABORTED, DONE, ERROR, INITIALIZED, RUNNING, STATUSES, WAITING
 
 
-def test_clock_and_hm():
+def test_clock():
     assert [clock(s) for s in (0, 12, 65, 3599.6, 3725)] == ["0:00", "0:12", "1:05", "1:00:00", "1:02:05"]
-    assert [hm(s) for s in (12, 72, 3725, 90000)] == ["0m12s", "1m12s", "1h02m", "25h00m"]
 
 
-def test_eta_styles_and_unknowns():
+def test_eta_one_style_and_unknowns():
     assert eta(2.0) == "ETA 2s" and eta(65) == "ETA 1:05" and eta(3725) == "ETA 1:02:05"
-    assert eta(72, hm) == "ETA 1m12s" and eta(12, hm) == "ETA 0m12s"
+    assert eta(72) == "ETA 1:12" and eta(59.6) == "ETA 1:00"
     assert eta(None) == eta(-1) == eta(math.inf) == eta(math.nan) == ""
 
 

@@ -59,7 +59,7 @@ def test_decimated_series_stays_bounded_evenly_spaced_and_shows_the_newest_point
 
 def test_progress_text():
     p = {"done": 12, "total": 24, "eta": 72.4, "stage": "epoch 2/3"}
-    assert progress_text(p, 1234.4, 3, running=True) == "epoch 2/3 · 1,234 samples/s · ETA 1m12s"
+    assert progress_text(p, 1234.4, 3, running=True) == "epoch 2/3 · 1,234 samples/s · ETA 1:12"
     assert progress_text({"done": 24, "total": 24, "stage": "done"}, None, 3, running=False) == "epoch 3/3"
 
 

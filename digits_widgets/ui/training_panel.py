@@ -17,17 +17,16 @@ curves (curves_png.py). Display updates are routed by id, not by the cell that i
 works from a timer callback, and the PNG becomes part of the saved notebook: JupyterLab, nbviewer
 and GitHub all show it. A job that has already finished shows its PNG at once. While the PNG shows, the
 panel hides its live charts, so the curves appear once (they come back if the job is resumed).
+
+The text it shows (progress line, status history, traceback, download link) is built in training_text.py.
 """
 from __future__ import annotations
 
 import base64
 import contextlib
 import html
-import re
 import time
-import traceback
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
@@ -35,9 +34,8 @@ import numpy as np
 from bqplot import Axis, Figure, LinearScale, Lines
 
 from ..errors import DigitsError
-from ..store.durations import eta, hm
 from ..store.feed import job_feed
-from ..store.jobs import ABORTED, ACTIVE, DONE, ERROR, RUNNING, WAITING
+from ..store.jobs import ABORTED, ACTIVE, DONE, ERROR, WAITING
 from ..store.scheduler import waiting_label
 from ..store.tail import last_lines
 from ..train import records
@@ -45,92 +43,17 @@ from .formats import bar_style
 from .pump import Pump, get_pump
 from .series import DEFAULT_BYTES_PER_S, DecimatedSeries, LineSchedule, SeriesLine
 from .ticks import nice_ticks
+from .training_text import download_html, error_traceback, progress_text, run_warnings, status_html, when
 
 LOG_LINES = 10
 FINISHED = (DONE, ABORTED, ERROR)
 COLORS = {"train": "#1f77b4", "val": "#ff7f0e", "accuracy": "#2ca02c", "lr": "#9467bd"}
 PROGRESS_STEPS = 500   # the bar moves when it moves by 1/500 (a pixel of a 500 px bar), not every round
 LABEL_EVERY = 1.0      # seconds between progress texts whose epoch is the same (rate and ETA change each round)
-_STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
-_ERROR_RE = re.compile(rf"^{_STAMP} ERROR (.*?)(?=^{_STAMP} |\Z)", re.M | re.S)
 
-def error_traceback(job: Any) -> str:
-    """The Python traceback of a failed job: from the live exception, else the last ERROR in its logs."""
-    exc = getattr(job, "exception", None)
-    if exc is not None:
-        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
-    for name in ("train.log", "job.log"):
-        found = _ERROR_RE.findall("\n".join(last_lines(job.path(name), 400)) + "\n")
-        if found:
-            return found[-1].rstrip()
-    return ""
-
-
-def _when(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
-
-
-def progress_text(progress: dict, samples_per_s: float | None, epochs: int, running: bool) -> str:
-    """'epoch 3/10 · 1234 samples/s · ETA 0m12s' from a progress event and the last train metric."""
-    done, total, stage = progress.get("done", 0), progress.get("total", 0), progress.get("stage") or ""
-    parts = []
-    if stage.startswith("epoch"):
-        parts.append(stage)
-    elif total:
-        parts.append(f"epoch {min(epochs, int(np.ceil(done / total * epochs)))}/{epochs}")
-    if samples_per_s:
-        parts.append(f"{samples_per_s:,.0f} samples/s")
-    if running and (left := eta(progress.get("eta"), hm)):
-        parts.append(left)
-    return " · ".join(parts)
-
-
-def run_warnings(job: Any) -> list[str]:
-    """train.log's WARNING lines since the latest Running (a stretched schedule on resume), oldest first."""
-    started = max((t for s, t in job.status_history if s == RUNNING), default=None)
-    path = Path(job.path("train.log"))
-    if started is None or not path.exists():
-        return []
-    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(started)))
-    found = []
-    for line in last_lines(path, 200):
-        stamp, _, rest = line[:19], line[19:20], line[20:]
-        if rest.startswith("WARNING ") and stamp >= since:
-            found.append(rest[len("WARNING "):])
-    return found[-3:]
-
-
-def status_html(job: Any, status: str) -> str:
-    """The status history (status and time per entry); an Error shows its message in red and its traceback."""
-    rows = [f"<tr><td style='padding-right:1em'>{html.escape(s)}</td><td>{_when(t)}</td></tr>"
-            for s, t in job.status_history]
-    if status != job.status_history[-1][0]:
-        rows.append(f"<tr><td>{html.escape(status)}</td><td>(its process is gone)</td></tr>")
-    out = "<table style='font-size:90%'>" + "".join(rows) + "</table>"
-    reason = job.record["status_history"][-1][2:]   # why the store wrote the last status itself (dead owner)
-    if status == ABORTED and reason:
-        out += f"<div style='color:#8a6d00'>{html.escape(str(reason[0]))}</div>"
-    for warning in run_warnings(job):
-        out += f"<div style='color:#8a6d00'>&#9888; {html.escape(warning)}</div>"
-    if status == ERROR:
-        out += f"<pre style='color:#c62828;white-space:pre-wrap'>{html.escape(job.error or 'Error')}</pre>"
-        tb = error_traceback(job)
-        if tb:
-            out += (f"<details><summary>Traceback</summary><pre style='white-space:pre-wrap'>"
-                    f"{html.escape(tb)}</pre></details>")
-    return out
-
-
-def download_html(path: Path) -> str:
-    """The archive's absolute path, and a link to it when it is under the kernel's folder: JupyterLab serves
-    ``files/<path relative to its root>``, which is that folder when the lab was started there."""
-    shown = f"<code>{html.escape(str(path))}</code>"
-    try:
-        rel = path.relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return f"Model archive written: {shown}"
-    return (f"Model archive written: <a href='files/{html.escape(rel)}' download target='_blank'>"
-            f"{html.escape(path.name)}</a> ({shown})")
+# The panel's text (training_text.py), importable from here as well: tests and callers know it as the panel's.
+__all__ = ["TrainingPanel", "show_training", "progress_text", "run_warnings", "status_html", "error_traceback",
+           "download_html"]
 
 
 def _is_classification(job: Any) -> bool:
@@ -248,7 +171,7 @@ class TrainingPanel(widgets.VBox):
             elif kind == "progress":
                 self._progress = e
             elif kind == "log":
-                stamp = _when(e.get("time", time.time()))
+                stamp = when(e.get("time", time.time()))
                 self._logs.extend(f"{stamp} {line}" for line in str(e.get("line", "")).splitlines())
                 logs_changed = True
                 status_changed |= str(e.get("line", "")).startswith("WARNING ")   # shown under the status

@@ -1,4 +1,9 @@
-"""Smoke test: ipywidgets, bqplot, ipycanvas and the anywidget status badge render in a real JupyterLab."""
+"""Smoke test: ipywidgets, bqplot, ipycanvas and an anywidget render in a real JupyterLab.
+
+The anywidget is the package's own network graph (``digits_widgets.ui.graph.GraphWidget``, bundle
+``digits_widgets/static/graph.js`` built by ``npm run build``), fed a small hand-written graph: it proves that a
+bundle built here loads in JupyterLab, draws, and follows a graph set later from Python.
+"""
 from __future__ import annotations
 
 import importlib.util
@@ -11,12 +16,12 @@ import pytest
 from playwright.sync_api import expect
 
 from lab import (append_and_run, assert_no_widget_errors, canvas_pixels, cell_output_text, open_notebook,
-                 restart_kernel, run_all, svg_path_points, wait_for_text, write_notebook)
+                 restart_kernel, run_all, svg_path_points, write_notebook)
 
 pytestmark = pytest.mark.browser
 
 # Located without importing digits_widgets here (it imports torch: seconds); the kernel imports it.
-BADGE_JS = Path(importlib.util.find_spec("digits_widgets").origin).parent / "static" / "status_badge.js"
+GRAPH_JS = Path(importlib.util.find_spec("digits_widgets").origin).parent / "static" / "graph.js"
 
 CELLS = [
     # 0: plain widgets, and which Python runs the kernel
@@ -50,22 +55,20 @@ def draw(*_):
     canvas.fill_rect(8, 8, 16, 16)
 canvas.on_client_ready(draw)
 display(canvas)""",
-    # 3: the anywidget status badge, with the package's built bundle
+    # 3: the package's anywidget (the network graph, with the built bundle) on a two-layer graph
     """\
-import pathlib, anywidget, traitlets, digits_widgets
-class Badge(anywidget.AnyWidget):
-    _esm = pathlib.Path(digits_widgets.__file__).parent / "static" / "status_badge.js"
-    status = traitlets.Unicode("Running").tag(sync=True)
-    done = traitlets.Int(3).tag(sync=True)
-    total = traitlets.Int(10).tag(sync=True)
-    eta = traitlets.Float(12.0).tag(sync=True)
-badge = Badge()
-display(badge)""",
+from digits_widgets.ui.graph import GraphWidget
+def layer(name, kind, shape, params=0):
+    return {"id": name, "name": name, "type": kind, "shape": shape, "params": params, "detail": kind,
+            "stats": None}
+nodes = [layer("data", "Input", [1, 28, 28]), layer("conv1", "Conv2d", [20, 24, 24], 520)]
+graph = GraphWidget({"nodes": nodes, "edges": [{"source": "data", "target": "conv1"}]}, height=300)
+display(graph)""",
 ]
 
 
 def test_widgets_render(page, lab, nb_dir, stopwatch):
-    assert BADGE_JS.exists(), f"{BADGE_JS} is missing: build it with `npm run build`"
+    assert GRAPH_JS.exists(), f"{GRAPH_JS} is missing: build it with `npm run build`"
     t0 = time.perf_counter()
     nb = write_notebook(nb_dir / "smoke.ipynb", CELLS)
     with stopwatch("open"):
@@ -91,21 +94,27 @@ def test_widgets_render(page, lab, nb_dir, stopwatch):
         assert (px[16, 16] == [255, 0, 0, 255]).all(), px[16, 16]
         assert px[40, 56, 3] == 0  # outside the square: untouched, transparent
 
-        badge = page.locator(".dw-status-badge")
-        expect(badge).to_have_text("Running")
-        expect(page.locator(".dw-status-detail")).to_contain_text("3 / 10 (30%)")
-        wait_for_text(page, "3 / 10 (30%)")
+        boxes = page.locator("g.dw-graph-node")
+        expect(boxes).to_have_count(2)
+        expect(page.locator("g.dw-graph-node .dw-name")).to_have_text(["data", "conv1"])
+        expect(page.locator('g.dw-graph-node[data-node-id="conv1"] .dw-type')).to_have_text("Conv2d")
+        expect(page.locator(".dw-graph-details")).to_contain_text("2 nodes, 520 parameters.")
         assert_no_widget_errors(page)
 
     with stopwatch("update"):
-        append_and_run(page, 'badge.status = "Done"\nbadge.done = 10')
-        expect(badge).to_have_text("Done")
-        expect(page.locator(".dw-status-detail")).to_have_text("10 / 10 (100%)")
+        append_and_run(page, 'graph.graph = {"nodes": nodes + [layer("fc", "Linear", [10], 5770)],\n'
+                             '               "edges": [{"source": "data", "target": "conv1"},\n'
+                             '                         {"source": "conv1", "target": "fc"}]}\n'
+                             'graph.selected = "fc"')
+        expect(boxes).to_have_count(3)
+        expect(page.locator("g.dw-graph-node .dw-name")).to_have_text(["data", "conv1", "fc"])
+        expect(page.locator('g.dw-graph-node[data-node-id="fc"]')).to_have_class(re.compile("dw-selected"))
+        expect(page.locator(".dw-graph-details")).to_contain_text("Linear")
         assert_no_widget_errors(page)
 
     with stopwatch("restart"):
         restart_kernel(page)
-        append_and_run(page, 'print("fresh:", "badge" in globals())')
+        append_and_run(page, 'print("fresh:", "graph" in globals())')
         assert "fresh: False" in cell_output_text(page, -1)
 
     print(f"\ntest_widgets_render: {time.perf_counter() - t0:.1f} s (excluding server/browser start)")

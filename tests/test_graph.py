@@ -15,10 +15,10 @@ import digits_widgets as dw
 from digits_widgets.errors import NetworkError
 from digits_widgets.infer.probes import Probe, probe
 from digits_widgets.nets import zoo
+from digits_widgets.nets.graph_trace import INPUT_ID, hook_graph, network_graph
 from digits_widgets.nets.network import build_network
 from digits_widgets.nets.tower import Tower, model_property
 from digits_widgets.ui.graph import GraphWidget, probe_stats, show_network
-from digits_widgets.ui.graph_trace import INPUT_ID, hook_graph, network_graph
 
 BUILDERS = [hook_graph, network_graph]
 

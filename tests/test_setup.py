@@ -108,7 +108,7 @@ def test_inference_builds_the_network_training_built(monkeypatch) -> None:
 
 
 def test_visualize_builds_once_at_the_trainers_shape_with_the_forms_crop() -> None:
-    from digits_widgets.ui.graph_trace import INPUT_ID
+    from digits_widgets.nets.graph_trace import INPUT_ID
     from digits_widgets.ui.network_summary import NetworkSummaryView
 
     view = NetworkSummaryView()

@@ -20,8 +20,8 @@ import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from ..nets.tower import Tower
-from ..nets.trainable import TrainableNet
+from .tower import Tower
+from .trainable import TrainableNet
 
 __all__ = ["network_graph", "hook_graph", "INPUT_ID"]
 

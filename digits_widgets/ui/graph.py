@@ -1,6 +1,6 @@
 """The network as an interactive graph: an anywidget whose front end is ``js/src/graph.ts``.
 
-Python builds the JSON graph (:func:`~digits_widgets.ui.graph_trace.network_graph`) and the browser lays it
+Python builds the JSON graph (:func:`~digits_widgets.nets.graph_trace.network_graph`) and the browser lays it
 out and draws it: layers as boxes with type, output shape and parameter count, edges as data flow, fitted to
 the view with readable labels when first shown (see :class:`GraphWidget`), zoom with Ctrl + wheel or the
 buttons, pan by dragging, a click shows a layer's details and syncs its id back as ``selected``. After
@@ -19,9 +19,9 @@ import traitlets
 from ..data.dataset import DatasetJob
 from ..errors import NetworkError
 from ..infer.probes import Probe
+from ..nets.graph_trace import INPUT_ID, network_graph
 from ..nets.source import network_error
 from ..train.setup import RunSetup, dataset_shapes, setup_network
-from .graph_trace import INPUT_ID, network_graph
 
 __all__ = ["GraphWidget", "network_graph", "show_network", "graph_of", "probe_stats", "INPUT_ID"]
 

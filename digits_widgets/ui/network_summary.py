@@ -3,115 +3,22 @@
 DIGITS answered "Visualize" with a drawing of the Caffe graph, Torch's ``model:__tostring()`` or, when the
 network failed, the framework's whole stack trace. Here the network is built exactly as the trainer builds
 it (:mod:`~digits_widgets.train.setup`, on the dataset's input shape; the graph beside the table is of
-that same build) and one batch of zeros runs through it with forward hooks, so the table shows the output
-shape every layer really produced and the parameters it owns. A failure shows the user's traceback
+that same build) and tabulated by :func:`~digits_widgets.nets.summary.summarize`, so the table shows the
+output shape every layer really produced and the parameters it owns. A failure shows the user's traceback
 verbatim, because that is what they debug with.
 """
 from __future__ import annotations
 
 import html
-import itertools
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import ipywidgets as widgets
-import torch
-from torch import nn
 
 from ..errors import NetworkError
-from ..nets.network import Network
-from ..train.setup import RunSetup, setup_network
+from ..nets.summary import NetworkSummary, summarize
+from ..train.setup import setup_network
 
-__all__ = ["LayerRow", "NetworkSummary", "summarize", "build_summary", "summary_of", "summary_html",
-           "error_html", "NetworkSummaryView"]
-
-
-@dataclass
-class LayerRow:
-    """One module that owns parameters or has no children: its path, class, output shape and own parameters."""
-
-    name: str
-    type: str
-    output_shape: str
-    params: int
-    trainable: int
-    calls: int = 0
-    first: int = 0
-
-
-@dataclass
-class NetworkSummary:
-    """Rows in the order the layers ran (unused layers last), the totals, and the shape of the output."""
-
-    rows: list[LayerRow]
-    total_params: int
-    trainable_params: int
-    input_shape: tuple[int, int, int]
-    output_shape: str
-    style: str
-    notes: list[str] = field(default_factory=list)
-
-
-def _shape_text(value: Any) -> str:
-    if isinstance(value, torch.Tensor):
-        return "×".join(str(d) for d in value.shape) or "scalar"
-    if isinstance(value, (tuple, list)):
-        return "(" + ", ".join(_shape_text(v) for v in value) + ")"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_shape_text(v)}" for k, v in value.items()) + "}"
-    return type(value).__name__
-
-
-def summarize(network: Network, input_shape: tuple[int, int, int], batch: int = 1) -> NetworkSummary:
-    """Run ``batch`` zero images through ``network`` (eval mode, no grad) and tabulate its layers.
-
-    Every parameter is counted once, under the module that owns it, so the rows add up to the model's total
-    even when a layer is shared. Layers the forward pass did not reach are listed last as "not used".
-    """
-    inner = network.module.inner
-    seen: set[int] = set()
-    rows: list[LayerRow] = []
-    hooks = []
-    clock = itertools.count()
-    for name, module in inner.named_modules():
-        own = [p for p in module.parameters(recurse=False) if id(p) not in seen]
-        seen.update(id(p) for p in own)
-        is_leaf = next(module.children(), None) is None
-        if own or is_leaf:
-            row = LayerRow(name or "(model)", type(module).__name__, "not used",
-                           sum(p.numel() for p in own), sum(p.numel() for p in own if p.requires_grad))
-            rows.append(row)
-            hooks.append(module.register_forward_hook(_recorder(row, clock)))
-    was_training = network.module.training
-    network.module.eval()
-    try:
-        with torch.no_grad():
-            output = network.module.infer(torch.zeros(batch, *input_shape))
-    finally:
-        network.module.train(was_training)
-        for h in hooks:
-            h.remove()
-    rows.sort(key=lambda r: (r.calls == 0, r.first))
-    params = {id(p): p for p in network.module.parameters()}
-    notes = []
-    if network.crop_len:
-        notes.append(f"The network asks for a crop of {network.crop_len}.")
-    if network.train_batch_size:
-        notes.append(f"Its own training batch size: {network.train_batch_size}.")
-    return NetworkSummary(rows=rows, total_params=sum(p.numel() for p in params.values()),
-                          trainable_params=sum(p.numel() for p in params.values() if p.requires_grad),
-                          input_shape=tuple(input_shape), output_shape=_shape_text(output),
-                          style=network.style, notes=notes)
-
-
-def _recorder(row: LayerRow, clock: Iterator[int]) -> Callable[[nn.Module, Any, Any], None]:
-    """A forward hook noting its layer's first output shape, when it first ran, and how often it ran."""
-    def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-        if row.calls == 0:
-            row.output_shape = _shape_text(output)
-            row.first = next(clock)
-        row.calls += 1
-    return hook
+__all__ = ["build_summary", "summary_html", "error_html", "NetworkSummaryView"]
 
 
 def build_summary(definition: Any, input_shape: tuple[int, int, int], nclasses: int = 0,
@@ -122,22 +29,12 @@ def build_summary(definition: Any, input_shape: tuple[int, int, int], nclasses: 
     ``label_shape``: one label's shape when labels are class maps (segmentation), so the build's dry run
     feeds the loss maps, as training does.
 
-    Raises :class:`NetworkError` with the user's traceback when the network does not build.
+    Raises :class:`NetworkError` with the user's traceback when the network does not build or fails in
+    inference mode.
     """
-    return summary_of(setup_network(definition, input_shape, nclasses, params=params, name=name, crop=crop,
-                                    follow_crop=follow_crop, label_shape=label_shape))
-
-
-def summary_of(setup: RunSetup) -> NetworkSummary:
-    """:func:`summarize` a network already built, at its input shape; a failure of user code in inference
-    mode becomes a NetworkError with its traceback."""
-    try:
-        return summarize(setup.network, setup.input_shape)
-    except NetworkError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - user code failing in inference mode
-        from ..nets.source import network_error
-        raise network_error(f"The network '{setup.name}' failed in inference mode", exc) from None
+    setup = setup_network(definition, input_shape, nclasses, params=params, name=name, crop=crop,
+                          follow_crop=follow_crop, label_shape=label_shape)
+    return summarize(setup.network, setup.input_shape, name=setup.name)
 
 
 _CELL = "padding:2px 10px;border-bottom:1px solid #ddd;text-align:{}"
@@ -188,7 +85,7 @@ class NetworkSummaryView(widgets.VBox):
         try:
             setup = setup_network(definition, input_shape, nclasses, params=params, name=name, crop=crop,
                                   follow_crop=follow_crop, label_shape=label_shape)
-            self.summary = summary_of(setup)
+            self.summary = summarize(setup.network, setup.input_shape, name=setup.name)
             self.error = None
         except NetworkError as exc:
             self.summary, self.error, self.graph = None, str(exc), None

@@ -2,7 +2,8 @@
 ``standard/`` holds DIGITS' standard Caffe networks (LeNet, AlexNet, GoogLeNet) as DIGITS ships them."""
 from importlib import resources
 
-from .net import CaffeModule, CaffeNet, build_caffe_network, parse_net
+from .net import CaffeModule, CaffeNet, build_caffe_network
+from .prototxt import parse_net
 
 __all__ = ['build_caffe_network', 'CaffeNet', 'CaffeModule', 'parse_net', 'standard_network',
            'STANDARD_NETWORKS', 'STANDARD_INPUT_SHAPES']

@@ -6,13 +6,10 @@ layer. All three share one module per layer name, so ``state_dict`` keys are ``<
 The dataset supplies the batch and the label: Data / Input layers are not run, but each graph's batch goes to
 its Data layer's first top (times its ``transform_param.scale``; mean, crop and mirror are the dataset's
 options) and the label to its second; without one, to the net's ``input`` or the first blob the graph reads
-(``data`` in DIGITS' deploy graphs).
+(``data`` in DIGITS' deploy graphs). Which layers each graph holds and where it takes the batch is read
+from the prototxt in ``wiring.py``; this module builds the layers' modules and runs them.
 """
 from __future__ import annotations
-
-import warnings
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -21,19 +18,12 @@ from ...errors import NetworkError
 from . import blob_layers as B
 from . import layers as L
 from . import loss_layers as LL
-from .prototxt import included as _included
-from .prototxt import layer_lines, parse_net
-from .schema import TEST, TRAIN
+from .wiring import GraphIO, GraphLayer, wire, where
 
-__all__ = ['parse_net', 'CaffeNet', 'CaffeModule', 'build_caffe_network', 'layer_lines', 'make_module',
-           'GraphIO']
+__all__ = ['CaffeNet', 'CaffeModule', 'build_caffe_network', 'make_module']
 
 _INPUT = ' input'  # the batch as given, kept apart from 'data', which in-place layers may overwrite
 _PARAMETER_TYPES = ('Convolution', 'Deconvolution', 'InnerProduct', 'PReLU', 'BatchNorm', 'Scale', 'Bias')
-
-
-def _module_name(name: str) -> str:
-    return name.replace('.', '_') or '_'
 
 
 def make_module(layer, shapes: list) -> nn.Module:
@@ -43,26 +33,6 @@ def make_module(layer, shapes: list) -> nn.Module:
     if layer.type in LL.LOSS_TYPES or layer.type == 'Accuracy' or LL.python_loss_of(layer) is not None:
         return LL.make_loss_layer(layer, shapes)
     return L.make_layer(layer, shapes)
-
-
-@dataclass
-class _Layer:
-    index: int
-    line: int
-    proto: Any
-    key: str          # the submodule's name
-    is_loss: bool
-    is_accuracy: bool
-    loss_weights: list[float]
-
-
-@dataclass
-class GraphIO:
-    """Where one graph takes the batch: ``data`` (times ``scale``, a Data layer's ``transform_param.scale``)
-    and ``label``."""
-    data: str
-    label: str
-    scale: float = 1.0
 
 
 class Blobs(dict):
@@ -78,9 +48,6 @@ def _same(a: Tensor, b: Tensor) -> bool:
     return a is b or (a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and torch.equal(a, b))
 
 
-_STATES = {'train': (TRAIN, {'train'}), 'val': (TEST, {'val'}), 'deploy': (TEST, {'deploy'})}
-
-
 class CaffeNet(nn.Module):
     """One submodule per layer (under its name). ``forward(x, y)`` runs the graph of the current mode
     (train: TRAIN phase, eval: TEST phase) and returns ``(output, loss, metrics)``; ``run`` gives every blob.
@@ -91,103 +58,20 @@ class CaffeNet(nn.Module):
     def __init__(self, text: str, input_shape: tuple[int, int, int], name: str = 'network', nclasses: int = 0):
         super().__init__()
         self.net_name = name
-        net = parse_net(text, name)
-        lines = layer_lines(text)
-        self._layers: list[_Layer] = []
+        wiring = wire(text, name, nclasses)
+        self._layers = wiring.layers
         self._specs: dict[str, list] = {}
-        self.dropped: list[str] = []
-        data_layers = []
-        for i, lp in enumerate(net.layer):
-            line = lines[i] if i < len(lines) else 0
-            if lp.type in L.DATA_TYPES:
-                if lp.top:
-                    data_layers.append(lp)
-                continue
-            if not lp.name:
-                raise NetworkError(f"Layer {i + 1} (type {lp.type!r}, line {line}) has no name")
-            if nclasses > 0 and lp.type == 'Accuracy' and lp.accuracy_param.HasField('top_k') \
-                    and lp.accuracy_param.top_k > nclasses:
-                self.dropped.append(lp.name)
-                warnings.warn(f"Caffe network '{name}': layer '{lp.name}' (line {line}) is left out because its "
-                              f"top_k {lp.accuracy_param.top_k} exceeds the {nclasses} classes", stacklevel=2)
-                continue
-            if nclasses > 0 and lp.type == 'InnerProduct' and not lp.inner_product_param.HasField('num_output'):
-                lp.inner_product_param.num_output = int(nclasses)
-            python_loss = LL.python_loss_of(lp) is not None   # a Python loss weighs 0 unless it says so
-            is_loss = lp.type in LL.LOSS_TYPES or python_loss
-            weights = list(lp.loss_weight) or ([1.0 * (not python_loss)] + [0.0] * (len(lp.top) - 1)
-                                               if is_loss else [])
-            self._layers.append(_Layer(i, line, lp, _module_name(lp.name), is_loss, lp.type == 'Accuracy',
-                                       weights))
-        for layer in self._layers:  # every layer type is checked before any shape is run
-            if layer.proto.type == 'Python' and not layer.is_loss:
-                p = layer.proto.python_param
-                raise NetworkError(self._where(layer) + f" is Python layer '{p.layer}' of module '{p.module}', "
-                                   "which does not run here: Caffe Python layers are not supported, except "
-                                   "the DIGITS examples' losses " + ', '.join(
-                                       f"{m}.{n}" for m, n in LL.PYTHON_LOSSES) + " (built in)")
-            if layer.proto.type not in _KNOWN and not layer.is_loss:
-                raise NetworkError(self._where(layer) + f" has type {layer.proto.type!r}, which this Caffe "
-                                   "builder does not support (Python layers included); supported types: "
-                                   + ', '.join(sorted(_KNOWN)))
-        first: dict[str, _Layer] = {}
-        for layer in self._layers:  # one module per name: a name may recur (train/val copies) with one type
-            seen = first.setdefault(layer.key, layer)
-            if seen is not layer and seen.proto.type != layer.proto.type:
-                raise NetworkError(self._where(layer) + f" has the name of the {seen.proto.type} layer at line "
-                                   f"{seen.line}; layers that share a name share their weights, so give it "
-                                   "another name")
-        self.train_graph = [ly for ly in self._layers if _included(ly.proto, *_STATES['train'])]
-        self.val_graph = [ly for ly in self._layers if _included(ly.proto, *_STATES['val'])]
-        self.deploy_graph = [ly for ly in self._layers if _included(ly.proto, *_STATES['deploy'])
-                             and not ly.is_loss and not ly.is_accuracy]
-        for graph in (self.train_graph, self.val_graph, self.deploy_graph):
-            keys: set[str] = set()
-            for layer in graph:
-                if layer.key in keys:
-                    raise NetworkError(self._where(layer) + ' shares its name with another layer of the same '
-                                       'phase; give each layer its own name')
-                keys.add(layer.key)
-        if not self.deploy_graph:
-            raise NetworkError(f"The Caffe network '{name}' has no layer left in its deploy graph")
-        train_io = self._graph_io(net, data_layers, 'train', 'label')
-        self.io = {'train': train_io, 'val': self._graph_io(net, data_layers, 'val', train_io.label)}
-        self.io['deploy'] = self._graph_io(net, data_layers, 'deploy', train_io.label)
-        self.data_blob, self.label_blob = train_io.data, train_io.label
-        self.output_blob = self.deploy_graph[-1].proto.top[0] if self.deploy_graph[-1].proto.top else None
-        if self.output_blob is None:
-            raise NetworkError(self._where(self.deploy_graph[-1]) + ' has no top, so the network has no output')
+        self.dropped = wiring.dropped
+        self.train_graph, self.val_graph = wiring.graphs['train'], wiring.graphs['val']
+        self.deploy_graph = wiring.graphs['deploy']
+        self.io = wiring.io
+        self.data_blob, self.label_blob = self.io['train'].data, self.io['train'].label
+        self.output_blob = wiring.output_blob
         self._build(input_shape)
         self._share_named_params()
 
-    def _where(self, layer: _Layer) -> str:
-        return f"Layer '{layer.proto.name}' (type {layer.proto.type}, line {layer.line})"
-
-    def _graph_of(self, state: str) -> list[_Layer]:
+    def _graph_of(self, state: str) -> list[GraphLayer]:
         return {'train': self.train_graph, 'val': self.val_graph, 'deploy': self.deploy_graph}[state]
-
-    def _graph_io(self, net, data_layers: list, state: str, label: str) -> GraphIO:
-        """The batch goes to the first top of this graph's first Data / Input layer (the label to its second
-        top, or to another data layer's), else to the net's ``input``, else to the first blob a layer of the
-        graph reads before any layer makes it (DIGITS' deploy input is ``data``)."""
-        mine = [lp for lp in data_layers if _included(lp, *_STATES[state])]
-        if mine:
-            top = mine[0].top
-            if len(top) > 1:
-                label = top[1]
-            else:
-                label = next((lp.top[0] for lp in mine[1:] if lp.top[0] != top[0]), label)
-            scale = mine[0].transform_param.scale if mine[0].HasField('transform_param') else 1.0
-            return GraphIO(top[0], label, float(scale))
-        if net.input:
-            return GraphIO(net.input[0], label)
-        made: set[str] = set()
-        for layer in self._graph_of(state):
-            for bottom in layer.proto.bottom:
-                if bottom not in made and bottom != label:
-                    return GraphIO(bottom, label)
-            made.update(layer.proto.top)
-        return GraphIO('data', label)
 
     def _build(self, input_shape: tuple[int, int, int]) -> None:
         """Create each layer's module from its bottoms' shapes, running zeros through the three graphs (a layer
@@ -200,7 +84,7 @@ class CaffeNet(nn.Module):
                 if any(b not in blobs for b in bottoms):
                     if layer.key not in self._modules and layer.proto.type in _PARAMETER_TYPES:
                         missing = [b for b in bottoms if b not in blobs]
-                        raise NetworkError(self._where(layer) + f" reads blob(s) {missing} that no earlier "
+                        raise NetworkError(where(layer) + f" reads blob(s) {missing} that no earlier "
                                            f"layer makes (the dataset gives '{self.io[state].data}' and "
                                            f"'{self.io[state].label}')")
                     if layer.key in self._modules:
@@ -210,7 +94,7 @@ class CaffeNet(nn.Module):
                         module = make_module(layer.proto, [tuple(blobs[b].shape) if b in blobs else None
                                                            for b in bottoms])
                     except L.CaffeLayerError as exc:
-                        raise NetworkError(self._where(layer) + f': {exc}') from None
+                        raise NetworkError(where(layer) + f': {exc}') from None
                     self.add_module(layer.key, module)
                     self._specs[layer.key] = list(layer.proto.param)
                 if layer.is_loss or layer.is_accuracy or any(b not in blobs for b in bottoms):
@@ -227,13 +111,13 @@ class CaffeNet(nn.Module):
                 except NetworkError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - shapes that do not fit
-                    raise NetworkError(self._where(layer) + f' fails on its input shapes '
+                    raise NetworkError(where(layer) + f' fails on its input shapes '
                                        f'{[tuple(blobs[b].shape) for b in bottoms]}: {exc}') from None
 
     def _share_named_params(self) -> None:
         """Caffe's ``param { name: ... }``: blobs with one name are one tensor (the first layer's), as the
         siamese networks need; their shapes must agree."""
-        owners: dict[str, tuple[_Layer, nn.Parameter]] = {}
+        owners: dict[str, tuple[GraphLayer, nn.Parameter]] = {}
         seen: set[str] = set()
         for layer in self._layers:
             if layer.key in seen or layer.key not in self._modules:
@@ -247,12 +131,12 @@ class CaffeNet(nn.Module):
                 if owner[1] is param:
                     continue
                 if owner[1].shape != param.shape:
-                    raise NetworkError(self._where(layer) + f" shares param '{specs[i].name}' with layer "
+                    raise NetworkError(where(layer) + f" shares param '{specs[i].name}' with layer "
                                        f"'{owner[0].proto.name}' (line {owner[0].line}), but its shape "
                                        f"{tuple(param.shape)} is not {tuple(owner[1].shape)}")
                 setattr(module, pname, owner[1])
 
-    def _run_layer(self, layer: _Layer, blobs: dict[str, Tensor], eval_mode: bool = False) -> None:
+    def _run_layer(self, layer: GraphLayer, blobs: dict[str, Tensor], eval_mode: bool = False) -> None:
         module = self._modules[layer.key]
         inputs = [blobs[b] for b in layer.proto.bottom]
         if eval_mode and module.training:
@@ -265,15 +149,15 @@ class CaffeNet(nn.Module):
             out = module(*inputs)
         self._store(layer, blobs, inputs, list(out) if isinstance(out, (tuple, list)) else [out])
 
-    def _store(self, layer: _Layer, blobs: dict[str, Tensor], inputs: list[Tensor], outs: list[Tensor]) -> None:
+    def _store(self, layer: GraphLayer, blobs: dict[str, Tensor], inputs: list[Tensor], outs: list[Tensor]) -> None:
         tops = list(layer.proto.top)
         if len(tops) != len(outs):
-            raise NetworkError(self._where(layer) + f' has {len(tops)} tops; this layer makes {len(outs)}')
+            raise NetworkError(where(layer) + f' has {len(tops)} tops; this layer makes {len(outs)}')
         blobs.update(zip(tops, outs))
         if isinstance(blobs, Blobs):
             blobs.trace[layer.index] = (inputs, outs)
 
-    def graph(self) -> list[_Layer]:
+    def graph(self) -> list[GraphLayer]:
         return self.train_graph if self.training else self.val_graph
 
     def graph_io(self) -> GraphIO:
@@ -417,9 +301,6 @@ def _add_net(module, state_dict, prefix, local_metadata, strict, missing, unexpe
     head = prefix + 'net.'
     for key in [k for k in state_dict if k.startswith(prefix) and not k.startswith(head)]:
         state_dict[head + key[len(prefix):]] = state_dict.pop(key)
-
-
-_KNOWN = L.LAYER_TYPES + B.BLOB_TYPES + LL.LOSS_TYPES + ('Accuracy',)
 
 
 def build_caffe_network(text: str, input_shape: tuple[int, int, int], nclasses: int = 0,

@@ -4,12 +4,13 @@ Every field of TrainOptions is declared with :func:`opt`, which keeps beside its
 the help text, the group (DIGITS' boxes: Solver Options, Data Transformations, Hardware...), the choices as
 (shown text, value) pairs, and the bounds. Two readers build themselves from it: the ``%%digits_model``
 magic (one flag per option, its help, its metavar, ``(default: ...)``) and the model form (labels, help,
-bounds, choices; the form alone picks the widget for each). ``TrainOptions`` itself still checks its values
-in ``validate``: the bounds here are what the form enforces as the user types.
+bounds, choices; the form alone picks the widget for each). The third is ``TrainOptions.validate``, which
+refuses a value outside the same choices and bounds that the form enforces as the user types.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import MISSING, dataclass, field
@@ -69,12 +70,14 @@ def _kind(hint: Any) -> type:
     return typing.get_origin(args[0]) or args[0]
 
 
-def schema(cls: type) -> list[Option]:
-    """The options of a TrainOptions class, in field order."""
+@functools.cache
+def schema(cls: type) -> tuple[Option, ...]:
+    """The options of a TrainOptions class, in field order (once per class: ``validate`` reads it at every
+    construction)."""
     hints = typing.get_type_hints(cls)
     found = []
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not MISSING else (
             f.default_factory() if f.default_factory is not MISSING else None)
         found.append(Option(name=f.name, default=default, kind=_kind(hints[f.name]), **f.metadata))
-    return found
+    return tuple(found)

@@ -135,36 +135,32 @@ class TrainOptions:
         self.validate()
 
     def validate(self) -> None:
-        if self.solver not in SOLVERS:
-            raise OptionError(f"solver must be one of {', '.join(SOLVERS)} (got {self.solver!r})", field="solver")
-        if self.policy not in POLICIES:
-            raise OptionError(f"policy must be one of {', '.join(POLICIES)} (got {self.policy!r})", field="policy")
-        checks = [("epochs", self.epochs > 0, "greater than 0"),
-                  ("lr", self.lr >= 0, "at least 0. If you are getting NaN for your loss, lower it"),
-                  ("batch_accumulation", self.batch_accumulation >= 1, "at least 1"),
-                  ("snapshot_interval", self.snapshot_interval >= 0, "at least 0"),
-                  ("val_interval", self.val_interval >= 0, "at least 0"),
-                  ("gpus", self._gpus_ok(), "a count of at least 1 or a list of distinct GPU indices"),
-                  ("batch_size", self.batch_size is None or self.batch_size >= 1, "at least 1"),
-                  ("val_batch_size", self.val_batch_size is None or self.val_batch_size >= 1, "at least 1"),
-                  ("crop", self.crop is None or self.crop >= 1, "at least 1"),
-                  ("keep_last", self.keep_last is None or self.keep_last >= 1, "at least 1"),
-                  ("early_stopping", self.early_stopping is None or self.early_stopping >= 1, "at least 1"),
-                  ("nproc", self.nproc is None or self.nproc >= 1, "at least 1"),
-                  ("seed", self.seed is None or self.seed >= 0, "at least 0"),
-                  ("schedule_steps", self.schedule_steps is None or self.schedule_steps >= 1, "at least 1")]
-        for name, ok, what in checks:
-            if not ok:
-                raise OptionError(f"{name} must be {what} (got {getattr(self, name)!r})", field=name)
+        """Refuse a value outside its schema's choices or bounds (the ones the model form enforces as the user
+        types, read from each field's metadata), then what the metadata cannot say (GPUs, device, regex)."""
+        for o in schema(type(self)):
+            value = getattr(self, o.name)
+            if o.choices and value not in o.values:
+                raise OptionError(f"{o.name} must be one of {', '.join(map(str, o.values))} (got {value!r})",
+                                  field=o.name)
+            if value is None or o.name == "gpus":   # None: the policy's or the network's default; gpus below
+                continue
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if o.kind in (int, float) and not number:
+                raise OptionError(f"{o.name} must be a number (got {value!r})", field=o.name)
+            if not number:
+                continue
+            if o.min is not None and value < o.min:
+                raise OptionError(f"{o.name} must be at least {o.min:g} (got {value!r})", field=o.name)
+            if o.max is not None and value > o.max:
+                raise OptionError(f"{o.name} must be at most {o.max:g} (got {value!r})", field=o.name)
+        if not self._gpus_ok():
+            raise OptionError(f"gpus must be a count of at least 1 or a list of distinct GPU indices "
+                              f"(got {self.gpus!r})", field="gpus")
         try:
             self.lr_policy()  # checks the policy parameters, under the solver's own names
         except OptionError as exc:
             raise OptionError(str(exc), field={"base_lr": "lr", "name": "policy"}.get(exc.field, exc.field)) from None
         self.augmentation()
-        if self.mean not in ("none", "image", "pixel"):
-            raise OptionError(f"mean must be none, image or pixel (got {self.mean!r})", field="mean")
-        if self.launcher not in ("auto", "thread", "torchrun"):
-            raise OptionError(f"launcher must be auto, thread or torchrun (got {self.launcher!r})", field="launcher")
         dev = str(self.device)
         if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
             raise OptionError(f"device must be {DEVICES_HELP} (got {dev!r})", field="device")
@@ -234,7 +230,7 @@ class TrainOptions:
 OPTION_NAMES = tuple(f.name for f in fields(TrainOptions))
 
 
-def option_schema() -> list[Option]:
+def option_schema() -> tuple[Option, ...]:
     """Every training option with its label, help, group, choices and bounds, in field order (read from
     this module's ``TrainOptions`` at each call, so the magic and the form follow the class)."""
     return schema(TrainOptions)

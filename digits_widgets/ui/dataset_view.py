@@ -22,7 +22,7 @@ from ..store.jobs import ABORTED, DONE, ERROR, find_job
 from ..store.tail import last_lines
 from .formats import bar_style, status_colour
 from .images import default_palette, is_image_like, label_text, png_bytes, shape_text
-from .pager import Pager
+from .pager import Paged, Pager
 from .pump import get_pump
 
 LOG_LINES = 12
@@ -68,7 +68,7 @@ class SampleGrid(w.GridBox):
         self.children = cells
 
 
-class Explorer(w.VBox):
+class Explorer(Paged, w.VBox):
     """DIGITS' "Explore the db": a split, Previous / Next, and a page of entries with their labels."""
 
     def __init__(self, job: DatasetJob, page_size: int = 12, palette: list[int] | None = None):
@@ -76,18 +76,9 @@ class Explorer(w.VBox):
         self.split = w.Dropdown(options=job.splits, description="DB", layout=w.Layout(width="160px"))
         self.grid = SampleGrid()
         self.pager = Pager(page_size, self._count, self._show, before=[self.split])
-        self.prev, self.next, self.where = self.pager.prev, self.pager.next, self.pager.label
         self.split.observe(lambda _c: self.go(0), names="value")
         super().__init__([self.pager, self.grid])
         self.go(0)
-
-    @property
-    def page(self) -> int:
-        return self.pager.page
-
-    @property
-    def pages(self) -> int:
-        return self.pager.pages
 
     def go(self, page: int) -> None:
         """Show page ``page`` (clamped) of the selected split; read errors are shown, not raised."""

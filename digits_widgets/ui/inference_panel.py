@@ -34,7 +34,7 @@ from ..infer.probes import Probe, probe
 from . import fields
 from .images import label_text, png_bytes
 from .layers_view import LayersView
-from .pager import Pager
+from .pager import Paged, Pager
 from .views import View, close_tree, default_view, make_view, view_classes
 from .views.classification import report_html
 from .views.image import captioned, image_widget
@@ -92,28 +92,20 @@ def _folder_check(path: str) -> fields.Verdict | None:
     return fields.Verdict(fields.ERROR, problem) if problem else None
 
 
-class ResultsGrid(w.VBox):
+class ResultsGrid(Paged, w.VBox):
     """A paged grid of rendered results (Test a list / Test DB); ``truths`` captions each cell."""
 
     def __init__(self, prediction: Prediction, view: View, truths: Sequence[str] | None = None,
                  per_page: int = PER_PAGE, page: int = 0) -> None:
         self.prediction, self.view, self.truths = prediction, view, truths
         self.pager = Pager(per_page, lambda: len(prediction.names), self._show)
-        self.prev, self.next, self.label = self.pager.prev, self.pager.next, self.pager.label
+        self.label = self.pager.label   # "Page 2 of 2"
         # a grid of equal columns: every card has the same width whatever its caption or output
         self.cells = w.GridBox(layout=w.Layout(
             grid_template_columns=f"repeat(auto-fill, minmax({CARD_WIDTH}px, 1fr))", grid_gap="8px 12px",
             align_items="flex-start"))
         super().__init__([self.pager, self.cells])
         self.show_page(page)
-
-    @property
-    def page(self) -> int:
-        return self.pager.page
-
-    @property
-    def pages(self) -> int:
-        return self.pager.pages
 
     def cell(self, index: int) -> w.Widget:
         pred, view = self.prediction, self.view

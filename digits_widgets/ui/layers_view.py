@@ -21,7 +21,7 @@ import numpy as np
 from bqplot import Axis, Bars, Figure, LinearScale
 
 from ..infer.probes import Probe, tile_channels
-from .pager import Pager
+from .pager import Paged, Pager
 from .ticks import distinct_tick_format
 from .views import close_tree, to_numpy
 from .views.image import captioned, image_widget, output_image
@@ -109,7 +109,7 @@ class LayerRow:
         self.widget = w.HBox(parts, layout=w.Layout(align_items="center", border_bottom="1px solid #eee"))
 
 
-class LayersView(w.VBox):
+class LayersView(Paged, w.VBox):
     """Per-layer statistics for one image, paged; ``strip`` holds the input / code / output pictures."""
 
     def __init__(self, probes: Sequence[Probe], prediction: "Prediction | None" = None, index: int = 0,
@@ -126,17 +126,8 @@ class LayersView(w.VBox):
         self.total = w.HTML(f"<b>Total learned parameters:</b> {total:,} &middot; {len(self.probes)} probes")
         self.rows_box = w.VBox()
         self.pager = Pager(per_page, lambda: len(self.probes), self._show)
-        self.prev, self.next, self.page_label = self.pager.prev, self.pager.next, self.pager.label
         super().__init__([strip, self.total, self.pager, self.rows_box])
         self.show_page(0)
-
-    @property
-    def page(self) -> int:
-        return self.pager.page
-
-    @property
-    def pages(self) -> int:
-        return self.pager.pages
 
     def show_page(self, page: int) -> None:
         """Build the rows of ``page`` (clamped); earlier pages' widgets are closed, so memory stays bounded."""

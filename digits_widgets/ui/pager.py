@@ -38,4 +38,32 @@ class Pager(w.HBox):
         self.label.value = self.show(start, min(start + self.per_page, n))
 
 
-__all__ = ["Pager"]
+class Paged:
+    """Mixed into a view that pages with ``self.pager``: the page it shows, how many there are, and the
+    pager's buttons and text as its own (``view.next.click()``), said once for the three paged views."""
+
+    pager: Pager
+
+    @property
+    def page(self) -> int:
+        return self.pager.page
+
+    @property
+    def pages(self) -> int:
+        return self.pager.pages
+
+    @property
+    def prev(self) -> w.Button:
+        return self.pager.prev
+
+    @property
+    def next(self) -> w.Button:
+        return self.pager.next
+
+    @property
+    def where(self) -> w.HTML:
+        """The text beside the buttons ('13–24 of 40')."""
+        return self.pager.label
+
+
+__all__ = ["Pager", "Paged"]

@@ -17,7 +17,6 @@ from .store.lmdb_db import open_db, read_mean
 from .train.launch import train
 from .infer.model import Model
 from .infer.archive import load_model
-from .train.model_job import ModelJob
 from .train.options import TrainOptions
 from .train.solver import lr_curve
 
@@ -63,6 +62,6 @@ def load_ipython_extension(ipython):  # %load_ext digits_widgets
 __all__ = [
     "__version__", "jobs", "job", "delete", "datasets", "generate_triangles", "DatasetJob", "jobs_dir",
     "open_db", "read_mean", "DigitsError", "DatasetError", "DatumError", "DbError", "ImageError",
-    "JobError", "NetworkError", "OptionError", "TrainingError", "train", "ModelJob", "TrainOptions",
+    "JobError", "NetworkError", "OptionError", "TrainingError", "train", "TrainOptions",
     "lr_curve", "zoo", "Model", "DatasetForm", "ModelForm", "Jobs", "load_ipython_extension",
 ]

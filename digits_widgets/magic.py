@@ -28,7 +28,7 @@ from .errors import JobError, NetworkError, OptionError
 
 if TYPE_CHECKING:
     from .data.dataset import DatasetJob
-    from .train.model_job import ModelJob
+    from .infer.model import Model
     from .train.option_schema import Option
     from .train.options import TrainOptions
 
@@ -270,7 +270,7 @@ class DigitsMagics(Magics):
     """The magics ``%load_ext digits_widgets`` registers."""
 
     @line_cell_magic
-    def digits_model(self, line: str, cell: str | None = None) -> "ModelJob | None":
+    def digits_model(self, line: str, cell: str | None = None) -> "Model | None":
         """Define a network in this cell and train it in the background (``%digits_model --help``)."""
         if cell is None:  # the line form only explains: IPython refuses a cell magic with an empty body
             if line.split() not in ([], ["--help"], ["-h"]):
@@ -302,7 +302,7 @@ class DigitsMagics(Magics):
         return ds
 
     def create(self, name: str, dataset_ref: str, cell: str, options: dict[str, Any],
-               start: bool = True) -> "ModelJob":
+               start: bool = True) -> "Model":
         """Check the options and the network, then create (and start) the model job."""
         from .train.launch import train
         from .train.options import TrainOptions

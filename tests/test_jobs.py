@@ -161,7 +161,7 @@ def test_unwritable_jobs_dir_says_which_and_what_to_do(tmp_path, monkeypatch):
 _OWNER_SCRIPT = """
 import sys, time
 from digits_widgets.store import jobs as J
-import digits_widgets.train.model_job  # noqa: F401 - registers the model kind
+import digits_widgets.train.training_job  # noqa: F401 - registers the model kind
 job = J.create_job("model", "classification", "orphaned-net")
 job.start(lambda j: time.sleep(600))
 while J._read_record(job.dir)["status_history"][-1][0] != "Running":

@@ -1,8 +1,10 @@
 """A trained model job you can test: ``job.infer``, ``job.infer_db``, ``job.classify``, ``job.probe``;
 and take away: ``job.download`` (an archive ``dw.load_model`` opens anywhere), ``job.export`` (TorchScript, ONNX).
 
-It extends the training-level ``ModelJob`` (registered for the same kind, so ``dw.job(id)`` and
-``dw.train`` hand out this class once ``digits_widgets`` is imported). Predictors are cached per snapshot.
+This is the one model class a user meets (``dw.Model``): ``dw.train``, ``%%digits_model`` and ``dw.job(id)``
+hand it out, since it is registered for the model kind. It extends the training half, ``TrainingJob``
+(what the trainer and a torchrun worker need), with ``resume`` (the launcher's) and everything a trained
+model is for. Predictors are cached per snapshot.
 """
 from __future__ import annotations
 
@@ -12,14 +14,22 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from ..errors import JobError
-from ..train.model_job import ModelJob
+from ..train import launch
+from ..train.training_job import TrainingJob
 from .predict import Prediction, Predictor, classification_report
 from .probes import Probe, probe
 
 
-class Model(ModelJob):
+class Model(TrainingJob):
     kind = "model"
     tester: ClassVar[Callable[..., Any] | None] = None   # (job, snapshot) → inference panel; set by the package
+
+    def resume(self, network=None, keep_schedule: bool = False, **changes) -> "Model":
+        """Continue from checkpoint.pt (after an abort, a crash or a kernel restart), exactly; through the
+        scheduler, like a new run. ``changes``: training options (``epochs=60``, which stretches the
+        learning-rate policy; ``keep_schedule=True`` keeps the first run's iterations). See
+        :func:`digits_widgets.train.launch.resume`."""
+        return launch.resume(self, network, keep_schedule, **changes)
 
     def test(self, snapshot: "str | float | None" = None) -> Any:
         """DIGITS' "Test a single image / a list / a database" panel for this model."""

@@ -23,7 +23,7 @@ from ..data.loader import SplitData, Transform, mean_tensor
 from ..errors import OptionError
 from ..store.lmdb_db import open_db
 from ..train import records
-from ..train.model_job import ModelJob
+from ..train.training_job import TrainingJob
 from ..train.setup import setup_for_job
 
 ImageLike = "str | Path | np.ndarray | Image.Image"
@@ -45,7 +45,7 @@ class Predictor:
     archive opened by ``dw.load_model``, whose job stands in for the model job); else the snapshot is read.
     """
 
-    def __init__(self, job: ModelJob, snapshot: "str | float | None" = None, device: str | None = None,
+    def __init__(self, job: TrainingJob, snapshot: "str | float | None" = None, device: str | None = None,
                  state: dict | None = None):
         self.job = job
         self.dataset: DatasetJob = job.dataset

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import JobError
+from . import events
 from .job_record import (ABORTED, ACTIVE, JOB_FILE, STATUSES, WAITING, owner_gone, owner_record, read_record,
                          write_json_atomic)
 from .job_runner import JobRunner
@@ -201,7 +202,7 @@ class Job(JobRunner):
             if status in ACTIVE:
                 self.record["owner"] = owner_record()
             self.save()
-        self.emit({"type": "status", "status": status, "error": error})
+        self.emit(events.status(status, error))
 
     # ---- persistence --------------------------------------------------------------------------
     def save(self, durable: bool = True) -> None:
@@ -232,7 +233,8 @@ class Job(JobRunner):
             if q in self._subscribers:
                 self._subscribers.remove(q)
 
-    def emit(self, event: dict) -> None:
+    def emit(self, event: "events.Event") -> None:
+        """Hand ``event`` (built by ``store.events``), stamped with the job's id and the time, to every subscriber."""
         event.setdefault("job", self.id)
         event.setdefault("time", time.time())
         for q in list(self._subscribers):
@@ -243,7 +245,7 @@ class Job(JobRunner):
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         with self._lock, open(self.path(filename), "a") as f:
             f.write(f"{stamp} {line}\n")
-        self.emit({"type": "log", "line": line})
+        self.emit(events.log(line))
 
     def report_progress(self, done: int, total: int, stage: str = "") -> None:
         """Record done/total with rate and ETA; written to job.json at most once a second."""
@@ -262,7 +264,7 @@ class Job(JobRunner):
                 self.save(durable=final)   # a training thread must not wait for the disk every second
         if final or now - self._last_progress_event >= _EVENT_INTERVAL:
             self._last_progress_event = now
-            self.emit({"type": "progress", **progress})
+            self.emit(events.progress(progress))
 
 
 class _PlainView:

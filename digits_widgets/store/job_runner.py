@@ -3,9 +3,9 @@
 ``Job`` (``store/job.py``) mixes in :class:`JobRunner`. It is kept apart because it is the one place where
 a job's life is driven: the place in the scheduler's queue, Waiting → Running → Done, Aborted or Error,
 the abort flag its worker checks, and waiting for the end. There is one path by which an exception ends
-a job (:meth:`JobRunner._run`): ``JobAborted`` ends it Aborted, anything else ends it Error with the
-traceback in its log; either way the cleanup runs and the resources are released before the final
-status is written. ``_live`` holds the jobs this process runs, so ``load_job`` hands back the live
+a job (:meth:`JobRunner.run_to_end`, which a torchrun worker runs too): ``JobAborted`` ends it Aborted,
+anything else ends it Error with the traceback in its log; and one way a final status is written
+(:meth:`JobRunner.end`): the cleanup runs and the resources are released first. ``_live`` holds the jobs this process runs, so ``load_job`` hands back the live
 object rather than a second view of the same directory.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import traceback
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import DigitsError, JobError
-from . import waiting
+from . import events, waiting
 from .job_record import ABORTED, DONE, ERROR, RUNNING, WAITING
 from .scheduler import Grant, Request, Scheduler, Ticket
 from .scheduler import default as default_scheduler
@@ -36,6 +36,7 @@ class JobRunner:
     and ``reload``, which ``Job`` defines.
     """
 
+    error_log = "job.log"              # the log file a failure's traceback goes to (a model's: train.log)
     _live: dict[str, "Job"] = {}       # the jobs this process runs, by resolved directory
     _live_lock = threading.Lock()
 
@@ -97,7 +98,7 @@ class JobRunner:
         if ticket is None:
             return True
         def moved(position: int | None) -> None:
-            self.emit({"type": "queue", "position": position, "waiting_for": ticket.request.describe()})
+            self.emit(events.queue(position, ticket.request.describe()))
         ticket.on_move = moved
         if ticket.waiting:
             moved(ticket.scheduler.position(ticket))
@@ -118,34 +119,45 @@ class JobRunner:
             ticket.scheduler.release(ticket)
 
     def _run(self, work: Callable[["Job"], None], on_failure: Callable[["Job"], None] | None) -> None:
-        try:
-            if not self.wait_for_resources():
-                return
+        if self.wait_for_resources():
             self.set_status(RUNNING)
+            self.run_to_end(work, on_failure)
+
+    def run_to_end(self, work: Callable[["Job"], None], on_failure: Callable[["Job"], None] | None = None,
+                   *, writes: bool = True) -> str:
+        """The one path by which a job's work ends, for a thread here and a torchrun worker alike: returns
+        Done, Aborted (``JobAborted``) or Error (anything else, its traceback in the log) and, when this
+        process ``writes`` the job's files (a torchrun's rank 0, a thread), records it with :meth:`end`."""
+        message = None
+        try:
             work(self)
         except JobAborted:
-            self._finish_failed(on_failure, ABORTED, None)
+            status = ABORTED
         except BaseException as exc:  # noqa: BLE001 - every failure must end the job in Error
-            self.exception = exc
+            self.exception, status = exc, ERROR
             message = str(exc) if isinstance(exc, DigitsError) else f"{type(exc).__name__}: {exc}"
-            try:
-                self.log("ERROR " + traceback.format_exc().rstrip())
-            except OSError:
-                pass
-            self._finish_failed(on_failure, ERROR, message)
+            if writes:
+                try:
+                    self.log("ERROR " + traceback.format_exc().rstrip(), self.error_log)
+                except OSError:
+                    pass
         else:
-            self.release_resources()
-            self.set_status(DONE)
+            status = DONE
+        if writes:
+            self.end(status, message, on_failure if status != DONE else None)
+        return status
 
-    def _finish_failed(self, on_failure: Callable[["Job"], None] | None, status: str,
-                       message: str | None) -> None:
+    def end(self, status: str, error: str | None = None,
+            on_failure: Callable[["Job"], None] | None = None) -> None:
+        """Write a final status, in the one order: the cleanup (``on_failure``: partial databases) first,
+        then the scheduler's resources go back, then the status, so whoever sees it sees them free."""
         if on_failure is not None:
             try:
                 on_failure(self)
             except Exception as cleanup_exc:  # noqa: BLE001 - report, but keep the original error
-                message = f"{message or status}\n(cleanup also failed: {cleanup_exc})"
+                error = f"{error or status}\n(cleanup also failed: {cleanup_exc})"
         self.release_resources()
-        self.set_status(status, error=message)
+        self.set_status(status, error=error)
 
     # ---- stopping and waiting ------------------------------------------------------------------
     def abort(self) -> None:

@@ -21,18 +21,18 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 from torch import nn
 
 from ..data.dataset import DatasetJob
-from ..errors import OptionError
+from ..errors import JobError, OptionError
 from ..store import waiting
 from ..store import scheduler
 from ..store.feed import DirectoryFeed
+from ..store.tail import last_lines
 from ..store.jobs import ACTIVE, DONE, ERROR, WAITING, create_job, find_job
 from . import records
-from .model_job import ModelJob
+from .training_job import TrainingJob
 from .options import TrainOptions
 
 
@@ -46,8 +46,9 @@ def _network_text(network) -> tuple[str, object | None]:
 
 
 def train(dataset: "str | DatasetJob", network, name: str | None = None, *, start: bool = True,
-          group: str = "", **options) -> ModelJob:
-    """Create a model job on ``dataset`` and start training it in the background.
+          group: str = "", **options) -> TrainingJob:
+    """Create a model job on ``dataset`` and start training it in the background; returns the job, a
+    ``dw.Model`` (the class registered for models).
 
     ``network``: source text (a ``%%digits_model`` cell, ``dw.zoo.source('lenet')``), a Tower subclass,
     a torch7-style function, an ``nn.Module`` or an ``(nn.Module, loss)`` pair. ``options``: see
@@ -89,7 +90,7 @@ def visible_devices(gpus: tuple[int, ...], environ: "dict[str, str] | None" = No
     return ",".join(mine[i] if i < len(mine) else str(i) for i in gpus) if mine else ",".join(map(str, gpus))
 
 
-def start_job(job: ModelJob, resume: bool = False) -> ModelJob:
+def start_job(job: TrainingJob, resume: bool = False) -> TrainingJob:
     """Run (or resume) the job with the launcher its options ask for, once the scheduler grants it."""
     for flag in ("abort", "pause"):
         job.path("control", flag).unlink(missing_ok=True)
@@ -98,7 +99,7 @@ def start_job(job: ModelJob, resume: bool = False) -> ModelJob:
         return _start_torchrun(job, resume, request)
     from .trainer import run_training
 
-    def work(j: ModelJob) -> None:
+    def work(j: TrainingJob) -> None:
         ds = j.dataset
         if ds.is_running():  # a model may be queued on a dataset that is still being created
             j.log(f"Waiting for dataset {ds.name!r} to finish", "train.log")
@@ -114,10 +115,43 @@ def start_job(job: ModelJob, resume: bool = False) -> ModelJob:
     return job.start(work, request=request)
 
 
-start = start_job
+def resume(job: TrainingJob, network=None, keep_schedule: bool = False, **changes) -> TrainingJob:
+    """``job.resume()``: continue from checkpoint.pt (after an abort, a crash or a kernel restart), exactly.
+    The run goes through the scheduler like a new one: it waits, Waiting, while its GPUs or CPU slot are busy.
+
+    ``changes`` are training options (``epochs=60``). The learning-rate policy is in percent of
+    training, so more epochs stretch it (train.log and the panel say so); ``keep_schedule=True`` keeps
+    the first run's iterations, and past them the rate stays where the schedule ended. A job made with
+    ``start=False`` starts here from scratch.
+    """
+    if job.is_running() and job.status != "Initialized":
+        raise JobError(f"Model {job.name!r} is still {job.status}")
+    if keep_schedule:
+        changes["schedule_steps"] = _first_schedule_steps(job)
+    if network is not None:
+        job.network_object = network
+    if changes:
+        opts = job.options.to_dict()
+        opts.update(changes)
+        job.record["params"]["options"] = TrainOptions.from_dict(opts).to_dict()
+        job.save()
+    return start_job(job, resume=job.path(records.CHECKPOINT).exists())
 
 
-def _start_torchrun(job: ModelJob, resume: bool, request: scheduler.Request) -> ModelJob:
+def _first_schedule_steps(job: TrainingJob) -> int:
+    """The iterations the first run's learning-rate schedule spanned, from the checkpoint."""
+    if not job.path(records.CHECKPOINT).exists():
+        raise JobError(f"Model {job.name!r} has no checkpoint, so there is no schedule to keep: "
+                       "resume without keep_schedule")
+    ck = records.load(job.path(records.CHECKPOINT), map_location="cpu")
+    kept = ck.get("first_schedule_steps", ck.get("schedule_steps"))
+    if kept is None:
+        raise JobError(f"Model {job.name!r}'s checkpoint predates schedule tracking: "
+                       "resume without keep_schedule")
+    return int(kept)
+
+
+def _start_torchrun(job: TrainingJob, resume: bool, request: scheduler.Request) -> TrainingJob:
     """Queue the launch; a thread starts torchrun when the scheduler grants it, then follows the job."""
     job._abort.clear()
     job.grant, job.process = None, None
@@ -129,7 +163,7 @@ def _start_torchrun(job: ModelJob, resume: bool, request: scheduler.Request) -> 
     return job
 
 
-def _launch_when_granted(job: ModelJob, resume: bool) -> None:
+def _launch_when_granted(job: TrainingJob, resume: bool) -> None:
     if not job.wait_for_resources():
         return   # aborted while queued: Aborted is written, nothing was started
     opts = job.options
@@ -143,8 +177,7 @@ def _launch_when_granted(job: ModelJob, resume: bool) -> None:
             job.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                            start_new_session=True)
     except OSError as exc:
-        job.release_resources()
-        job.set_status(ERROR, error=f"Cannot start torchrun ({exc.strerror or exc}): {' '.join(cmd)}")
+        job.end(ERROR, f"Cannot start torchrun ({exc.strerror or exc}): {' '.join(cmd)}")
         return
     with job._lock:
         job.record["torchrun_pid"] = job.process.pid   # which launch the follower below speaks for
@@ -154,7 +187,7 @@ def _launch_when_granted(job: ModelJob, resume: bool) -> None:
     follow(job)
 
 
-def follow(job: ModelJob, poll: float = 0.25) -> None:
+def follow(job: TrainingJob, poll: float = 0.25) -> None:
     """Emit, for this kernel's subscribers, what the torchrun workers write (``store.feed.DirectoryFeed``),
     until torchrun ends; then record how it ended if its workers could not."""
     directory = DirectoryFeed(job, records.METRICS)
@@ -167,28 +200,17 @@ def follow(job: ModelJob, poll: float = 0.25) -> None:
         time.sleep(poll)
     with job._lock:
         job.reload()
-        ours = job.process is not None and job.record.get("torchrun_pid") == job.process.pid
-        if ours:
-            job.release_resources()   # before the final status (when the workers could not write it)
-        if ours and job.record["status_history"][-1][0] in ACTIVE:   # not a newer launch (a resume) of the job
-            _finish_torchrun(job)
+        if job.process is None or job.record.get("torchrun_pid") != job.process.pid:
+            return   # a newer launch (a resume) of the job speaks for it now
+        if job.record["status_history"][-1][0] in ACTIVE:   # its workers could not write how it ended
+            code = job.process.returncode
+            tail = "\n".join(last_lines(job.path("torchrun.log"), 20))
+            job.end(ERROR if code else DONE, f"torchrun exited with code {code}\n{tail}" if code else None)
+        else:
+            job.release_resources()
 
 
-def _finish_torchrun(job: ModelJob) -> None:
-    """Record how torchrun ended when its workers could not (a crash, kill -9)."""
-    code = job.process.returncode
-    tail = _tail(job.path("torchrun.log"))
-    job.set_status(ERROR if code else DONE, error=f"torchrun exited with code {code}\n{tail}" if code else None)
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def wait_for_metrics(job: ModelJob, count: int, phase: str = "val", timeout: float = 60.0) -> list[dict]:
+def wait_for_metrics(job: TrainingJob, count: int, phase: str = "val", timeout: float = 60.0) -> list[dict]:
     """Block until the job has logged ``count`` records of ``phase`` (handy in notebooks and tests)."""
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ..store import events
 from ..store.feed import METRICS
 from ..store.jobs import Job
 from ..store.tail import Tail, json_records
@@ -62,7 +63,7 @@ class MetricsLog:
     def write(self, record: dict) -> None:
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
-        self.job.emit({"type": "metric", **record})
+        self.job.emit(events.metric(record))
         if self._tb is not None:
             self._pending.append(record)
             now = time.monotonic()

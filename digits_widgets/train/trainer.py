@@ -25,7 +25,7 @@ from ..data.loader import BatchLoader, SplitData, Transform, mean_tensor
 from ..errors import NetworkError, TrainingError
 from ..store.jobs import JobAborted
 from . import records
-from .model_job import ModelJob
+from .training_job import TrainingJob
 from .options import TrainOptions
 from .pretrained import load_pretrained
 from .setup import RunSetup, check_first_batch, setup_network
@@ -39,7 +39,7 @@ class Control:
     The files are looked at no more than five times a second: a small network reaches this check every
     few milliseconds, and each look is a system call that lets other threads take the GIL.
     """
-    job: ModelJob
+    job: TrainingJob
     rank: int = 0
     world: int = 1
     LOOK_EVERY = 0.2   # seconds
@@ -135,7 +135,7 @@ def schedule_change(opts: TrainOptions, step: int, before: int | None, now: int)
 class Run:
     """Everything ``fit`` needs, made by ``prepare``: the job's setup, the data, the model on its device,
     the solver and the intervals, in steps."""
-    job: ModelJob
+    job: TrainingJob
     setup: RunSetup
     rank: int
     world: int
@@ -162,7 +162,7 @@ class Run:
         return self.rank == 0
 
 
-def prepare(job: ModelJob, rank: int = 0, world: int = 1, local_rank: int = 0) -> Run:
+def prepare(job: TrainingJob, rank: int = 0, world: int = 1, local_rank: int = 0) -> Run:
     """The job's data, network (``setup.setup_network``), pretrained weights, frozen layers and solver."""
     opts = job.options
     main = rank == 0
@@ -239,7 +239,7 @@ def prepare(job: ModelJob, rank: int = 0, world: int = 1, local_rank: int = 0) -
                snap_every=max(1, round(opts.snapshot_interval * steps_per_epoch)) if opts.snapshot_interval > 0 else 0)
 
 
-def run_training(job: ModelJob, *, rank: int = 0, world: int = 1, local_rank: int = 0,
+def run_training(job: TrainingJob, *, rank: int = 0, world: int = 1, local_rank: int = 0,
                  resume: bool = False) -> None:
     """Train (or resume) the job on this process: rank ``rank`` of ``world``, on GPU ``local_rank``."""
     fit(prepare(job, rank, world, local_rank), resume)

@@ -1,10 +1,18 @@
-"""A model job as seen from disk: its options, network text, metrics, snapshots; resume, pause, abort."""
+"""The training half of a model job, as seen from disk: its options, network text, metrics, snapshots;
+pause and abort.
+
+Users meet one class, ``dw.Model`` (``infer/model.py``), which adds testing, download and export to this
+one and is registered for the same kind, so ``dw.train`` and ``dw.job(id)`` hand it out. This half is what
+the trainer, the launcher and a torchrun worker need, and no more. Resuming is the launcher's
+(``train.launch.resume``): starting a run is its job, and keeping it there leaves this module below it.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..data.dataset import DatasetJob
 from ..errors import JobError
+from ..store import events
 from ..store.durations import eta
 from ..store.jobs import ACTIVE, WAITING, Job, find_job
 from ..store.scheduler import waiting_label
@@ -14,8 +22,9 @@ from .options import TrainOptions
 CONTROL = "control"   # files the kernel writes to steer a torchrun job: control/abort, control/pause
 
 
-class ModelJob(Job):
+class TrainingJob(Job):
     kind = "model"
+    error_log = "train.log"   # a failure's traceback goes beside the trainer's own lines
 
     def __init__(self, directory: Path, record: dict):
         super().__init__(directory, record)
@@ -88,41 +97,11 @@ class ModelJob(Job):
 
     def _pause_flag(self, on: bool) -> None:
         self._control("pause", on)
-        self.emit({"type": "paused", "paused": on})
+        self.emit(events.paused(on))
 
     @property
     def paused(self) -> bool:
         return self.path(CONTROL, "pause").exists()
-
-    def resume(self, network=None, keep_schedule: bool = False, **changes) -> "ModelJob":
-        """Continue from checkpoint.pt (after an abort, a crash or a kernel restart), exactly. The run goes
-        through the scheduler like a new one: it waits, Waiting, while its GPUs or CPU slot are busy.
-
-        ``changes`` are training options (``epochs=60``). The learning-rate policy is in percent of
-        training, so more epochs stretch it (train.log and the panel say so); ``keep_schedule=True`` keeps
-        the first run's iterations, and past them the rate stays where the schedule ended.
-        """
-        from .launch import start
-        if self.is_running() and self.status != "Initialized":
-            raise JobError(f"Model {self.name!r} is still {self.status}")
-        if keep_schedule:
-            if not self.path(records.CHECKPOINT).exists():
-                raise JobError(f"Model {self.name!r} has no checkpoint, so there is no schedule to keep: "
-                               "resume without keep_schedule")
-            ck = records.load(self.path(records.CHECKPOINT), map_location="cpu")
-            kept = ck.get("first_schedule_steps", ck.get("schedule_steps"))
-            if kept is None:
-                raise JobError(f"Model {self.name!r}'s checkpoint predates schedule tracking: "
-                               "resume without keep_schedule")
-            changes["schedule_steps"] = int(kept)
-        if network is not None:
-            self.network_object = network
-        if changes:
-            opts = self.options.to_dict()
-            opts.update(changes)
-            self.record["params"]["options"] = TrainOptions.from_dict(opts).to_dict()
-            self.save()
-        return start(self, resume=self.path(records.CHECKPOINT).exists())
 
     # ---- text status -----------------------------------------------------------------------------
     def status_line(self) -> str:

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import traceback
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
-from ..errors import DigitsError
-from ..store.jobs import ABORTED, DONE, ERROR, RUNNING, JobAborted, load_job
+from ..store.jobs import ERROR, RUNNING, load_job
 from .trainer import run_training
 
 
@@ -38,23 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES", "") if backend == "nccl" else ""
         job.log(f"torchrun worker: {world} processes, backend {backend}"
                 + (f", GPUs {visible} (CUDA_VISIBLE_DEVICES, set by the scheduler)" if visible else ""), "train.log")
-    code = 0
-    try:
-        run_training(job, rank=rank, world=world, local_rank=local_rank, resume=args.resume)
-        if main_rank:
-            job.set_status(DONE)
-    except JobAborted:
-        if main_rank:
-            job.set_status(ABORTED)
-    except BaseException as exc:  # noqa: BLE001 - the job must end in Error with the reason
-        code = 1
-        if main_rank:
-            message = str(exc) if isinstance(exc, DigitsError) else f"{type(exc).__name__}: {exc}"
-            job.log("ERROR " + traceback.format_exc().rstrip(), "train.log")
-            job.set_status(ERROR, error=message)
+    try:   # the job's one ending path (store.job_runner), as in a thread; rank 0 alone writes it
+        status = job.run_to_end(lambda j: run_training(j, rank=rank, world=world, local_rank=local_rank,
+                                                       resume=args.resume), writes=main_rank)
     finally:
         dist.destroy_process_group()
-    return code
+    return 1 if status == ERROR else 0
 
 
 if __name__ == "__main__":

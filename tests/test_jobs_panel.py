@@ -231,3 +231,54 @@ def test_open_job_name_and_notes_are_edited_into_job_json(grads, panel):
     assert json.loads((grads.dir / "job.json").read_text())["notes"] == "64 train, 16 val"
     jobs.act("clone", job.id)
     assert jobs.editor is None and isinstance(jobs.detail.children[1], ModelForm), "a form is no job: no editor"
+
+
+# ---- the jobs directory through its feed: an idle table reads no job.json, a running row still ticks ---------
+def test_an_idle_refresh_reads_no_job_json_and_leaves_rows_alone(grads, panel, monkeypatch):
+    import builtins
+
+    job = _train(grads, "idle", start=False)
+    jobs = panel()
+    texts = {i: t.rows[i].texts for t in (jobs.datasets, jobs.models) for i in t.rows}
+    opened = []
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        if str(file).endswith("job.json"):
+            opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+    monkeypatch.setattr(builtins, "open", counting_open)
+    for _ in range(3):
+        jobs.refresh()
+    assert opened == [], "nothing changed: each job.json is stat'ed, none parsed"
+    assert all(t.rows[i].texts is texts[i] for t in (jobs.datasets, jobs.models) for i in t.rows), \
+        "unchanged rows are not recomputed"
+    record = json.loads((job.dir / "job.json").read_text())
+    (job.dir / "job.json").write_text(json.dumps(dict(record, name="renamed elsewhere")))
+    opened.clear()
+    jobs.refresh()
+    assert opened == [str(job.dir / "job.json")], "only the changed job's record is read"
+    assert "renamed elsewhere" in _texts(jobs.models, job.id)[0]
+    assert jobs.datasets.rows[grads.id].texts is texts[grads.id]
+
+
+def test_a_running_jobs_elapsed_ticks_without_job_json_changing(panel):
+    import threading
+
+    from digits_widgets.store.jobs import create_job
+
+    release = threading.Event()
+    job = create_job("dataset", "gradients", "slow")
+    job.start(lambda j: release.wait(30))
+    _until(lambda: job.status == "Running", what="the job starting")
+    try:
+        jobs = panel()
+        before = _texts(jobs.datasets, job.id)[4]
+        time.sleep(1.1)   # Elapsed shows whole seconds
+        jobs.refresh()
+        assert _texts(jobs.datasets, job.id)[4] != before, "Elapsed of a running job moves each refresh"
+    finally:
+        release.set()
+    assert job.wait(10) == "Done"
+    jobs.refresh()
+    assert "Done" in _texts(jobs.datasets, job.id)[1]

@@ -3,6 +3,7 @@
 Every LMDB value DIGITS (or any Caffe tool) writes is a serialised ``Datum``; the mean file is a ``BlobProto``.
 A small codec here keeps protobuf off the training data path and decodes a few hundred thousand datums a second.
 Field numbers and conventions (CHW, BGR for colour, float_data for non-uint8) follow Caffe's ``caffe.proto``.
+The wire format's primitives (varints, length prefixes, skipping unknown fields) are ``store/protowire.py``.
 """
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ import numpy as np
 from PIL import Image
 
 from digits_widgets.errors import DatumError
+from digits_widgets.store.protowire import (check_int32, read_length, read_varint, skip_field, to_int32, to_int64,
+                                            varint_bytes)
 
-_U64 = 0xFFFFFFFFFFFFFFFF
 _F32LE = np.dtype("<f4")
 _F64LE = np.dtype("<f8")
-_MAX_FIELD = (1 << 29) - 1
 _SHORT_RUN = 16  # unpacked float runs longer than this are scanned with numpy
 
 
@@ -38,85 +39,7 @@ class Datum:
     encoded: bool = False
 
 
-# ---------------------------------------------------------------------------------------------- wire primitives
-
-def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    """Read one varint at ``pos``; returns (unsigned 64-bit value, new position)."""
-    if pos >= end:
-        raise DatumError("truncated varint")
-    b = buf[pos]
-    if b < 0x80:
-        return b, pos + 1
-    result = b & 0x7F
-    shift = 7
-    pos += 1
-    while True:
-        if pos >= end:
-            raise DatumError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result & _U64, pos
-        shift += 7
-        if shift >= 70:
-            raise DatumError("varint longer than 10 bytes")
-
-
-def _int32(v: int) -> int:
-    """Unsigned varint value → signed 32-bit, as protobuf truncates int32 fields."""
-    v &= 0xFFFFFFFF
-    return v - 0x100000000 if v >= 0x80000000 else v
-
-
-def _int64(v: int) -> int:
-    return v - (1 << 64) if v >= (1 << 63) else v
-
-
-def _length(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    """Read a length prefix and check the payload lies inside the buffer."""
-    n, pos = _varint(buf, pos, end)
-    if n >= 1 << 63:
-        raise DatumError("negative length")
-    if pos + n > end:
-        raise DatumError(f"length {n} runs past the end of the message")
-    return n, pos
-
-
-def _skip(buf: bytes, pos: int, end: int, tag: int) -> int:
-    """Skip an unknown field; rejects field 0, groups and undefined wire types."""
-    wt = tag & 7
-    if tag >> 3 == 0 or tag >> 3 > _MAX_FIELD:
-        raise DatumError(f"invalid field number {tag >> 3}")
-    if wt == 0:
-        return _varint(buf, pos, end)[1]
-    if wt == 2:
-        n, pos = _length(buf, pos, end)
-        return pos + n
-    if wt == 1 or wt == 5:
-        pos += 8 if wt == 1 else 4
-        if pos > end:
-            raise DatumError("truncated fixed-width field")
-        return pos
-    raise DatumError(f"unsupported wire type {wt} (field {tag >> 3})")
-
-
-def _vbytes(v: int) -> bytes:
-    v &= _U64
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
-
-
-def _check_int32(name: str, v: int) -> int:
-    v = int(v)
-    if not -0x80000000 <= v <= 0x7FFFFFFF:
-        raise DatumError(f"{name}={v} does not fit in int32")
-    return v
-
+# ------------------------------------------------------------------------------------------ Datum helpers
 
 def _float_run(buf: bytes, start: int, end: int) -> int:
     """Number of consecutive complete unpacked float_data entries (tag 0x35 + 4 bytes) from ``start``."""
@@ -141,13 +64,13 @@ def _join_floats(chunks: list[np.ndarray]) -> np.ndarray:
 
 def encode_datum(d: Datum) -> bytes:
     """Serialise like Caffe's SerializeToString: fields in number order, float_data unpacked."""
-    parts = [b"\x08", _vbytes(_check_int32("channels", d.channels)),
-             b"\x10", _vbytes(_check_int32("height", d.height)),
-             b"\x18", _vbytes(_check_int32("width", d.width))]
+    parts = [b"\x08", varint_bytes(check_int32("channels", d.channels)),
+             b"\x10", varint_bytes(check_int32("height", d.height)),
+             b"\x18", varint_bytes(check_int32("width", d.width))]
     if d.data:
         data = bytes(d.data)
-        parts += [b"\x22", _vbytes(len(data)), data]
-    parts += [b"\x28", _vbytes(_check_int32("label", d.label))]
+        parts += [b"\x22", varint_bytes(len(data)), data]
+    parts += [b"\x28", varint_bytes(check_int32("label", d.label))]
     floats = np.ascontiguousarray(d.float_data, dtype=_F32LE).reshape(-1)
     if floats.size:
         rec = np.empty((floats.size, 5), np.uint8)
@@ -174,9 +97,9 @@ def decode_datum(buf: bytes | bytearray | memoryview) -> Datum:
         if tag < 0x80:
             pos += 1
         else:
-            tag, pos = _varint(buf, pos, end)
+            tag, pos = read_varint(buf, pos, end)
         if tag == 0x22:
-            n, pos = _length(buf, pos, end)
+            n, pos = read_length(buf, pos, end)
             data = buf[pos:pos + n]
             pos += n
         elif tag == 0x35:
@@ -190,22 +113,22 @@ def decode_datum(buf: bytes | bytearray | memoryview) -> Datum:
                 chunks.append(np.frombuffer(buf, _F32LE, 1, pos).astype(np.float32))
                 pos += 4
         elif tag == 0x08:
-            v, pos = _varint(buf, pos, end)
-            channels = _int32(v)
+            v, pos = read_varint(buf, pos, end)
+            channels = to_int32(v)
         elif tag == 0x10:
-            v, pos = _varint(buf, pos, end)
-            height = _int32(v)
+            v, pos = read_varint(buf, pos, end)
+            height = to_int32(v)
         elif tag == 0x18:
-            v, pos = _varint(buf, pos, end)
-            width = _int32(v)
+            v, pos = read_varint(buf, pos, end)
+            width = to_int32(v)
         elif tag == 0x28:
-            v, pos = _varint(buf, pos, end)
-            label = _int32(v)
+            v, pos = read_varint(buf, pos, end)
+            label = to_int32(v)
         elif tag == 0x38:
-            v, pos = _varint(buf, pos, end)
+            v, pos = read_varint(buf, pos, end)
             encoded = v != 0
         elif tag == 0x32:
-            n, pos = _length(buf, pos, end)
+            n, pos = read_length(buf, pos, end)
             if n % 4:
                 raise DatumError(f"packed float_data of {n} bytes is not a multiple of 4")
             chunks.append(np.frombuffer(buf, _F32LE, n // 4, pos).astype(np.float32))
@@ -213,7 +136,7 @@ def decode_datum(buf: bytes | bytearray | memoryview) -> Datum:
         elif 1 <= tag >> 3 <= 7:
             raise DatumError(f"wrong wire type {tag & 7} for Datum field {tag >> 3}")
         else:
-            pos = _skip(buf, pos, end, tag)
+            pos = skip_field(buf, pos, end, tag)
     return Datum(channels, height, width, data, label, _join_floats(chunks), encoded)
 
 
@@ -341,28 +264,28 @@ def encode_blobproto(mean: np.ndarray) -> bytes:
     if c == 3:
         chw = chw[::-1]
     payload = np.ascontiguousarray(chw, dtype=_F32LE).tobytes()
-    return b"".join([b"\x08\x01", b"\x10", _vbytes(c), b"\x18", _vbytes(h), b"\x20", _vbytes(w),
-                     b"\x2a", _vbytes(len(payload)), payload])
+    return b"".join([b"\x08\x01", b"\x10", varint_bytes(c), b"\x18", varint_bytes(h), b"\x20", varint_bytes(w),
+                     b"\x2a", varint_bytes(len(payload)), payload])
 
 
 def _decode_dims(buf: bytes, pos: int, end: int) -> list[int]:
     """BlobShape { repeated int64 dim = 1 [packed] } → dims (packed or unpacked)."""
     dims: list[int] = []
     while pos < end:
-        tag, pos = _varint(buf, pos, end)
+        tag, pos = read_varint(buf, pos, end)
         if tag == 0x0A:
-            n, pos = _length(buf, pos, end)
+            n, pos = read_length(buf, pos, end)
             stop = pos + n
             while pos < stop:
-                v, pos = _varint(buf, pos, stop)
-                dims.append(_int64(v))
+                v, pos = read_varint(buf, pos, stop)
+                dims.append(to_int64(v))
         elif tag == 0x08:
-            v, pos = _varint(buf, pos, end)
-            dims.append(_int64(v))
+            v, pos = read_varint(buf, pos, end)
+            dims.append(to_int64(v))
         elif tag >> 3 == 1:
             raise DatumError(f"wrong wire type {tag & 7} for BlobShape.dim")
         else:
-            pos = _skip(buf, pos, end, tag)
+            pos = skip_field(buf, pos, end, tag)
     return dims
 
 
@@ -370,7 +293,7 @@ def _repeated(buf: bytes, pos: int, end: int, wt: int, dtype: np.dtype, name: st
     """One packed (wire type 2) or unpacked element of a repeated float/double field."""
     size = dtype.itemsize
     if wt == 2:
-        n, pos = _length(buf, pos, end)
+        n, pos = read_length(buf, pos, end)
         if n % size:
             raise DatumError(f"packed {name} of {n} bytes is not a multiple of {size}")
         return np.frombuffer(buf, dtype, n // size, pos), pos + n
@@ -391,11 +314,11 @@ def decode_blobproto(buf: bytes | bytearray | memoryview) -> np.ndarray:
     data: list[np.ndarray] = []
     doubles: list[np.ndarray] = []
     while pos < end:
-        tag, pos = _varint(buf, pos, end)
+        tag, pos = read_varint(buf, pos, end)
         fno, wt = tag >> 3, tag & 7
         if 1 <= fno <= 4 and wt == 0:
-            v, pos = _varint(buf, pos, end)
-            legacy[fno] = _int32(v)
+            v, pos = read_varint(buf, pos, end)
+            legacy[fno] = to_int32(v)
         elif fno in (5, 6):
             chunk, pos = _repeated(buf, pos, end, wt, _F32LE, "data" if fno == 5 else "diff")
             if fno == 5:
@@ -405,13 +328,13 @@ def decode_blobproto(buf: bytes | bytearray | memoryview) -> np.ndarray:
             if fno == 8:
                 doubles.append(chunk)
         elif fno == 7 and wt == 2:
-            n, pos = _length(buf, pos, end)
+            n, pos = read_length(buf, pos, end)
             shape = (shape or []) + _decode_dims(buf, pos, pos + n)
             pos += n
         elif 1 <= fno <= 9:
             raise DatumError(f"wrong wire type {wt} for BlobProto field {fno}")
         else:
-            pos = _skip(buf, pos, end, tag)
+            pos = skip_field(buf, pos, end, tag)
     if shape is not None:
         dims = shape
     elif legacy:

@@ -26,7 +26,8 @@ delivered what they hold. A bare :class:`DirectoryFeed` starts at the files' beg
 The UI pump (``ui/pump.py``) drains a feed as it drains a queue: ``feed.subscribe()`` returns the feed
 itself, whose ``get_nowait()`` polls once per drain. A feed has one reader; ``close()`` ends it.
 The torchrun launcher (``train/launch.py``) uses a :class:`DirectoryFeed` in its follower thread to
-emit the workers' events for whoever subscribed to the job in this process.
+emit the workers' events for whoever subscribed to the job in this process. The jobs directory as a
+whole (which jobs came, changed or went: the jobs table) is followed by ``store/jobs_feed.py``.
 """
 from __future__ import annotations
 

@@ -1,10 +1,14 @@
 """``dw.Jobs()``: DIGITS' home page as a widget, two sortable tables of the jobs on disk.
 
-The job directories are the truth (a kernel restart loses nothing), so the panel re-reads ``dw.jobs()`` once a
-second from the UI pump, on the kernel's main thread. To stay cheap it keeps one row of widgets per job and
-sets only the cells whose text changed; the grid's children are reassigned only when jobs come, go or change
-order. Validation losses come from each model's metrics.jsonl, read incrementally from the last offset
-(``records.MetricsTail``), so a long run does not cost a full parse every second.
+The job directories are the truth (a kernel restart loses nothing), so the panel looks at the jobs
+directory once a second from the UI pump, on the kernel's main thread, through the jobs directory's feed
+(``store.jobs_feed.JobsFeed``): a stat of each job.json, and a re-read only of those that changed. A row's
+values are recomputed when its job changed, while it is active (a running job's Elapsed ticks, a queued
+job's place moves) and when its model's metrics moved; the table keeps one row of widgets per job, skips a
+row whose values are the same and sets only the cells whose text changed; the grid's children are
+reassigned only when jobs come, go or change order. Validation losses come from each model's
+metrics.jsonl, read incrementally from the last offset (``records.MetricsTail``), so a long run does not
+cost a full parse every second.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from .. import api
 from ..errors import DigitsError
 from ..store.durations import clock
 from ..store.jobs import ABORTED, ACTIVE, DONE, ERROR, RUNNING, WAITING, Job, dependents, jobs_dir
+from ..store.jobs_feed import JobsFeed
 from ..store.scheduler import waiting_label
 from ..train import records
 from ..train.records import MetricsTail
@@ -29,6 +34,7 @@ from .pump import get_pump
 __all__ = ["Jobs", "JobTable", "JobEditor", "job_values", "matches", "MetricsTail"]
 
 REFRESH_SECONDS = 1.0
+_TICKING = (WAITING, RUNNING)   # the statuses whose row changes with time alone (Elapsed, queue place)
 _COMMON_COLUMNS = [("name", "Name"), ("status", "Status"), ("progress", "Progress"), ("created", "Submitted"),
                    ("elapsed", "Elapsed")]
 DATASET_COLUMNS = _COMMON_COLUMNS + [("group", "Group")]
@@ -157,6 +163,8 @@ class JobTable(widgets.VBox):
                 w.close()
         for job_id, v in values.items():
             row = self.rows.get(job_id) or self._new_row(job_id)
+            if row.texts and v == row.values:
+                continue   # nothing it shows has changed
             texts = [_cell_text(key, v) for key, _ in self.columns]
             for cell, old, new in zip(row.cells, row.texts or [None] * len(texts), texts):
                 if old != new:
@@ -239,6 +247,8 @@ class Jobs(widgets.VBox):
     """
 
     def __init__(self, refresh_seconds: float = REFRESH_SECONDS) -> None:
+        self._feed = JobsFeed()
+        self._values: dict[str, dict[str, Any]] = {}   # job id → its row's values at the last refresh
         self._tails: dict[str, MetricsTail] = {}
         self._armed: str | None = None      # the job whose Delete button waits for its confirming click
         self._shown: str | None = None      # the job whose panel is open below the tables
@@ -269,24 +279,38 @@ class Jobs(widgets.VBox):
         super().close()
 
     def refresh(self) -> None:
-        """Re-read the jobs directory and update what changed."""
+        """Look at the jobs directory (the feed re-reads only what changed) and update what changed."""
         now = time.time()
-        found = api.jobs()
+        change = self._feed.poll()
         self.jobs_dir.value = f"<small>Jobs directory: {html.escape(str(jobs_dir()))}</small>"
-        for job_id in [i for i in self._tails if i not in {j.id for j in found}]:
-            del self._tails[job_id]
+        for job_id in change.removed:
+            self._values.pop(job_id, None)
+            self._tails.pop(job_id, None)
+        fresh = change.added.keys() | change.changed.keys()
         datasets, models = {}, {}
-        for job in found:
-            if not matches(job, self.filter.value):
+        for job in self._feed.jobs.values():
+            if job.kind not in ("model", "dataset"):
                 continue
-            if job.kind == "model":
-                tail = self._tails.setdefault(job.id, MetricsTail()).update(job.path(records.METRICS))
-                self._tails[job.id] = tail
-                models[job.id] = job_values(job, now, tail)
-            elif job.kind == "dataset":
-                datasets[job.id] = job_values(job, now)
+            values = self._row_values(job, now, job.id in fresh)
+            if matches(job, self.filter.value):
+                (models if job.kind == "model" else datasets)[job.id] = values
         self.datasets.update(datasets)
         self.models.update(models)
+
+    def _row_values(self, job: Job, now: float, fresh: bool) -> dict[str, Any]:
+        """The job's row values: recomputed when its record or its metrics changed, and while it is (or
+        was, at the last refresh) Waiting or Running, since its Elapsed and its place in the queue change
+        with time, not with its job.json (and a live job's status is ahead of its job.json)."""
+        tail = None
+        if job.kind == "model":
+            tail = self._tails.setdefault(job.id, MetricsTail())
+            before = (tail.last_loss, tail.min_loss, tail.accuracy)
+            tail.update(job.path(records.METRICS))
+            fresh = fresh or before != (tail.last_loss, tail.min_loss, tail.accuracy)
+        values = self._values.get(job.id)
+        if fresh or values is None or values["status"] in _TICKING or job.status in _TICKING:
+            values = self._values[job.id] = job_values(job, now, tail)
+        return values
 
     # ---- actions ---------------------------------------------------------------------------------
     def act(self, action: str, job_id: str) -> None:

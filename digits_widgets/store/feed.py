@@ -39,6 +39,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import JobError
+from . import events
 from .job_record import JOB_FILE
 from .tail import Tail
 
@@ -51,19 +52,19 @@ METRICS = "metrics.jsonl"     # a model's metrics file (train/records.py writes 
 _STAMP = "%Y-%m-%d %H:%M:%S"  # the stamp ``Job.log`` puts before each log line
 
 
-def _event(job: "Job", event: dict) -> dict:
+def _event(job: "Job", event: events.Event) -> events.Event:
     """``event`` with the fields ``Job.emit`` adds."""
     event.setdefault("job", job.id)
     event.setdefault("time", time.time())
     return event
 
 
-def _log_event(job: "Job", line: str) -> dict:
+def _log_event(job: "Job", line: str) -> events.Event:
     try:
         stamp = datetime.strptime(line[:19], _STAMP).timestamp()
     except ValueError:
-        return _event(job, {"type": "log", "line": line})   # a traceback's later lines have no stamp
-    return _event(job, {"type": "log", "line": line[20:], "time": stamp})
+        return _event(job, events.log(line))   # a traceback's later lines have no stamp
+    return _event(job, events.log(line[20:], stamp))
 
 
 class DirectoryFeed:
@@ -94,27 +95,27 @@ class DirectoryFeed:
                 return False
         return True   # unreadable now (it is never half-written: renamed into place): the next poll reads it
 
-    def poll(self) -> list[dict]:
+    def poll(self) -> list[events.Event]:
         if self.gone:
             return []
         job = self.job
         if not self._reload():
             self.gone = True
-            return [_event(job, {"type": "gone", "error": f"The job {job.id} was deleted"})]
-        events = []
+            return [_event(job, events.gone(f"The job {job.id} was deleted"))]
+        found = []
         status = job.status
         if status != self._status:
             self._status = status
-            events.append(_event(job, {"type": "status", "status": status, "error": job.error}))
+            found.append(_event(job, events.status(status, job.error)))
         if self._metrics is not None:
-            events.extend(_event(job, {"type": "metric", **record}) for record in self._metrics.records())
+            found.extend(_event(job, events.metric(record)) for record in self._metrics.records())
         progress = job.progress
         if progress and progress != self._progress:
             self._progress = dict(progress)
-            events.append(_event(job, {"type": "progress", **progress}))
+            found.append(_event(job, events.progress(progress)))
         if self._log is not None:
-            events.extend(_log_event(job, line) for line in self._log.read())
-        return events
+            found.extend(_log_event(job, line) for line in self._log.read())
+        return found
 
 
 class JobFeed:
@@ -129,18 +130,18 @@ class JobFeed:
         self._fed_here = job.is_owned_here()
         if not self._fed_here:
             self.directory.skip()   # as a queue: what happens from now on (the view has read the rest)
-        self._buffer: collections.deque[dict] = collections.deque()
+        self._buffer: collections.deque[events.Event] = collections.deque()
         self._between_drains = True
         self.closed = False
 
-    def poll(self) -> list[dict]:
+    def poll(self) -> list[events.Event]:
         """The events since the last poll: queued ones, then (no thread here feeds it) the directory's."""
         if self.closed:
             return []
-        events = []
+        found = []
         while True:
             try:
-                events.append(self._queue.get_nowait())
+                found.append(self._queue.get_nowait())
             except queue.Empty:
                 break
         fed_here = self.job.is_owned_here()
@@ -149,12 +150,12 @@ class JobFeed:
         self._fed_here = fed_here
         if not fed_here:
             try:
-                events.extend(self.directory.poll())
+                found.extend(self.directory.poll())
             except Exception:  # noqa: BLE001 - a full disk, a permission...: the next poll tries again
                 _logger.exception("Reading the directory of job %s failed", self.job.id)
-        return [e for e in events if e.get("type") != "metric" or self._fresh(e)]
+        return [e for e in found if e.get("type") != "metric" or self._fresh(e)]
 
-    def backlog(self) -> list[dict]:
+    def backlog(self) -> list[events.Event]:
         """Every metric record on disk now (metrics.jsonl), for a view to draw before what is fed. From
         then on a metric is fed only when it is later (by its ``time``, per phase) than the latest of
         these: one written meanwhile was both read here and queued (or read from the directory)."""

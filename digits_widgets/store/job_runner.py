@@ -13,16 +13,13 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Self
 
 from ..errors import DigitsError, JobError
 from . import events, waiting
 from .job_record import ABORTED, DONE, ERROR, RUNNING, WAITING
 from .scheduler import Grant, Request, Scheduler, Ticket
 from .scheduler import default as default_scheduler
-
-if TYPE_CHECKING:
-    from .job import Job
 
 
 class JobAborted(DigitsError):
@@ -37,7 +34,7 @@ class JobRunner:
     """
 
     error_log = "job.log"              # the log file a failure's traceback goes to (a model's: train.log)
-    _live: dict[str, "Job"] = {}       # the jobs this process runs, by resolved directory
+    _live: dict[str, "JobRunner"] = {}       # the jobs this process runs, by resolved directory
     _live_lock = threading.Lock()
 
     def __init__(self) -> None:
@@ -70,8 +67,8 @@ class JobRunner:
         return ticket.request.describe() if ticket is not None and ticket.waiting else None
 
     # ---- running -------------------------------------------------------------------------------
-    def start(self, work: Callable[["Job"], None], on_failure: Callable[["Job"], None] | None = None,
-              request: Request | None = None, scheduler: Scheduler | None = None) -> "Job":
+    def start(self, work: Callable[[Self], None], on_failure: Callable[[Self], None] | None = None,
+              request: Request | None = None, scheduler: Scheduler | None = None) -> Self:
         """Run ``work(job)`` in a daemon thread: Waiting → Running → Done, Aborted (JobAborted) or Error.
 
         With a ``request`` the job takes its place in the scheduler's queue now (so the queue keeps the
@@ -118,12 +115,12 @@ class JobRunner:
         if ticket is not None:
             ticket.scheduler.release(ticket)
 
-    def _run(self, work: Callable[["Job"], None], on_failure: Callable[["Job"], None] | None) -> None:
+    def _run(self, work: Callable[[Self], None], on_failure: Callable[[Self], None] | None) -> None:
         if self.wait_for_resources():
             self.set_status(RUNNING)
             self.run_to_end(work, on_failure)
 
-    def run_to_end(self, work: Callable[["Job"], None], on_failure: Callable[["Job"], None] | None = None,
+    def run_to_end(self, work: Callable[[Self], None], on_failure: Callable[[Self], None] | None = None,
                    *, writes: bool = True) -> str:
         """The one path by which a job's work ends, for a thread here and a torchrun worker alike: returns
         Done, Aborted (``JobAborted``) or Error (anything else, its traceback in the log) and, when this
@@ -148,7 +145,7 @@ class JobRunner:
         return status
 
     def end(self, status: str, error: str | None = None,
-            on_failure: Callable[["Job"], None] | None = None) -> None:
+            on_failure: Callable[[Self], None] | None = None) -> None:
         """Write a final status, in the one order: the cleanup (``on_failure``: partial databases) first,
         then the scheduler's resources go back, then the status, so whoever sees it sees them free."""
         if on_failure is not None:

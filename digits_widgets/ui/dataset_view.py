@@ -17,6 +17,7 @@ import numpy as np
 
 from ..data.dataset import DatasetJob
 from ..store.durations import eta
+from ..store.events import Event
 from ..store.feed import job_feed
 from ..store.jobs import ABORTED, DONE, ERROR, find_job
 from ..store.tail import last_lines
@@ -136,7 +137,7 @@ class DatasetView(w.VBox):
             self.refresh()  # anything that happened between the first look and the feed's start
 
     # ---- updates (main thread only) ------------------------------------------------------------------
-    def _on_events(self, events: list[dict]) -> None:
+    def _on_events(self, events: list[Event]) -> None:
         gone = next((e for e in events if e.get("type") == "gone"), None)
         if gone is not None:   # deleted meanwhile: say so once and stop following
             self.status.value = f'<span style="color:#c62828">{html.escape(str(gone.get("error")))}</span>'

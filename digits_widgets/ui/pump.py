@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Protocol
 
 from ..store import waiting
+from ..store.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class Watchable(Protocol):
     def unsubscribe(self, q: "queue.SimpleQueue[dict]") -> None: ...
 
 
-Handler = Callable[[list[dict]], None]
+Handler = Callable[[list[Event]], None]   # a batch of events (store.events), oldest first
 
 
 @dataclass

@@ -34,6 +34,7 @@ import numpy as np
 from bqplot import Axis, Figure, LinearScale, Lines
 
 from ..errors import DigitsError
+from ..store.events import Event
 from ..store.feed import job_feed
 from ..store.jobs import ABORTED, ACTIVE, DONE, ERROR, WAITING
 from ..store.scheduler import waiting_label
@@ -162,7 +163,7 @@ class TrainingPanel(widgets.VBox):
         self._render(status_changed=True, logs_changed=True, force=True)
 
     # ---- live events -----------------------------------------------------------------------------
-    def _on_events(self, events: list[dict]) -> None:
+    def _on_events(self, events: list[Event]) -> None:
         status_changed = logs_changed = False
         for e in events:
             kind = e.get("type")

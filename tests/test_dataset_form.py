@@ -8,9 +8,10 @@ import pytest
 from PIL import Image
 
 import digits_widgets as dw
+from digits_widgets.ui.checks import ERROR, OK, WARNING
 from digits_widgets.ui.dataset_form import TABS, DatasetForm
 from digits_widgets.ui.dataset_view import DatasetView
-from digits_widgets.ui.fields import ERROR, OK, REQUIRED, WARNING
+from digits_widgets.ui.fields import REQUIRED
 from digits_widgets.ui.pump import get_pump
 
 
@@ -336,7 +337,7 @@ def test_textfile_method(class_folder, tmp_path):
 
 
 def test_list_file_check_warns_about_lines_without_a_valid_label(tmp_path):
-    from digits_widgets.ui.fields import ERROR, WARNING, list_file_check
+    from digits_widgets.ui.checks import ERROR, WARNING, list_file_check
     (tmp_path / "a.png").write_bytes(b"")
     listing = tmp_path / "train.txt"
     listing.write_text("a.png 0\na.png cat\na.png -1\na.png 1\n")

@@ -16,9 +16,10 @@ import ipywidgets as w
 from ..data import create as datasets
 from ..data.dataset import DatasetJob
 from ..errors import DigitsError
+from .checks import ERROR, Verdict
 from .dataset_tabs import classification_fields, gradients_fields, other_fields, pair_fields
 from .dataset_view import DatasetView
-from .fields import ERROR, Field, Verdict, text_field
+from .fields import Field, text_field
 
 TABS = ("classification", "processing", "segmentation", "other", "gradients")
 TITLES = ("Classification", "Processing", "Segmentation", "Other", "Gradients")

@@ -5,9 +5,8 @@ every edit (on the kernel's main thread, because edits arrive there) and a messa
 error, orange for a warning, grey for what was found ("3 classes, 24 images"). A check never raises: anything
 it throws becomes the field's error message.
 
-The checks for the paths DIGITS users type, and the :class:`Verdict` a check returns, are in :mod:`.checks`.
-The names other modules reach through ``fields`` (the inference panel's ``fields.resolve``,
-``fields.images_check``, ...; the tests' ``list_file_check``) are imported here from there.
+The checks for the paths DIGITS users type, and the :class:`Verdict` a check returns, are in :mod:`.checks`;
+other modules import them from there, and this module only for the fields themselves.
 """
 from __future__ import annotations
 
@@ -17,8 +16,7 @@ from typing import Any, Callable, Sequence
 import ipywidgets as w
 
 from ..errors import DigitsError
-from .checks import (ERROR, OK, WARNING, Verdict, file_check, folder_problem, images_check,  # noqa: F401
-                     list_file_check, lmdb_check, resolve)
+from .checks import ERROR, OK, WARNING, Verdict
 
 COLOURS = {OK: "#555", WARNING: "#e65100", ERROR: "#c62828"}
 REQUIRED = "This field is required."  # DIGITS' own wording (validate_required_iff / DataRequired)

@@ -31,7 +31,7 @@ from ..data.images import is_image_file
 from ..errors import DigitsError, OptionError
 from ..infer.predict import Prediction, classification_report
 from ..infer.probes import Probe, probe
-from . import fields
+from . import checks, fields
 from .images import label_text, png_bytes
 from .layers_view import LayersView
 from .pager import Paged, Pager
@@ -53,7 +53,7 @@ def read_image_list(path: str | os.PathLike, folder: str | None = None,
     ``folder``, else from the list's own folder. In a folder, an image's label is the index of its top-level
     sub-folder's name among ``class_names`` ('_' read as a space, as DIGITS named classes).
     """
-    root = Path(fields.resolve(os.fspath(path)))
+    root = Path(checks.resolve(os.fspath(path)))
     if root.is_dir():
         files = sorted(p for p in root.rglob("*") if p.is_file() and is_image_file(p.name)
                        and not any(part.startswith(".") for part in p.relative_to(root).parts))
@@ -63,7 +63,7 @@ def read_image_list(path: str | os.PathLike, folder: str | None = None,
         return [str(p) for p in files], (labels if labels and min(labels) >= 0 else None)
     if not root.is_file():
         raise OptionError(f"Not a folder or a file: {root}", field="image_list")
-    base = Path(fields.resolve(folder)) if folder else root.parent
+    base = Path(checks.resolve(folder)) if folder else root.parent
     paths: list[str] = []
     labels_: list[int | None] = []
     for raw in root.read_text(encoding="utf-8-sig", errors="replace").splitlines():
@@ -82,14 +82,14 @@ def read_image_list(path: str | os.PathLike, folder: str | None = None,
     return paths, ([int(v) for v in labels_] if all(v is not None for v in labels_) else None)
 
 
-def _list_check(path: str) -> fields.Verdict:
-    return fields.images_check(path) if os.path.isdir(fields.resolve(path)) else (
-        fields.file_check(path) or fields.Verdict(fields.OK, "text list"))
+def _list_check(path: str) -> checks.Verdict:
+    return checks.images_check(path) if os.path.isdir(checks.resolve(path)) else (
+        checks.file_check(path) or checks.Verdict(checks.OK, "text list"))
 
 
-def _folder_check(path: str) -> fields.Verdict | None:
-    problem = fields.folder_problem(path)
-    return fields.Verdict(fields.ERROR, problem) if problem else None
+def _folder_check(path: str) -> checks.Verdict | None:
+    problem = checks.folder_problem(path)
+    return checks.Verdict(checks.ERROR, problem) if problem else None
 
 
 class ResultsGrid(Paged, w.VBox):
@@ -180,7 +180,7 @@ class InferencePanel(w.VBox):
         sources = ["Upload", "Path"] + (["Gradient"] if self.gradients else [])
         self.source = w.ToggleButtons(options=sources, value="Gradient" if self.gradients else "Upload")
         self.upload = w.FileUpload(accept="image/*", multiple=False, description="Image file")
-        self.path = fields.path_field("Image path", check=fields.file_check, placeholder="/path/to/image.png")
+        self.path = fields.path_field("Image path", check=checks.file_check, placeholder="/path/to/image.png")
         self.slope_x = w.FloatSlider(value=0.5, min=-0.5, max=0.5, step=0.01, description="x slope",
                                      continuous_update=False)
         self.slope_y = w.FloatSlider(value=0.5, min=-0.5, max=0.5, step=0.01, description="y slope",
@@ -208,7 +208,7 @@ class InferencePanel(w.VBox):
         """DIGITS' tutorial tests ``<dataset job>/val_db/features``: it is the default here."""
         ds = self.dataset
         default_db = ds.db_path("val") if ds.count("val") else ds.db_path("train")
-        self.db_path = fields.path_field("Database", check=fields.lmdb_check,
+        self.db_path = fields.path_field("Database", check=checks.lmdb_check,
                                          help="An LMDB of images; the dataset's validation features by default")
         self.db_path.value = str(default_db or "")
         self.db_limit = fields.NumberField("Number of images (blank: all)", None, min=1, required=False)
@@ -292,7 +292,7 @@ class InferencePanel(w.VBox):
         if src == "Path":
             if self.path.value is None:
                 raise OptionError("Give an image path", field="image_path")
-            return fields.resolve(self.path.value), os.path.basename(self.path.value)
+            return checks.resolve(self.path.value), os.path.basename(self.path.value)
         if not self.upload.value:
             raise OptionError("Choose an image file to upload", field="image_file")
         item = self.upload.value[0]
@@ -333,7 +333,7 @@ class InferencePanel(w.VBox):
     def test_db(self, db_path: str | None = None, limit: int | None = None) -> Prediction:
         """Test the first ``limit`` entries of an LMDB (default: the dataset's validation features)."""
         db_path = db_path or self.db_path.value
-        pred, labels = self.job.infer_db(fields.resolve(db_path) if db_path else None,
+        pred, labels = self.job.infer_db(checks.resolve(db_path) if db_path else None,
                                          limit or self.db_limit.value, self.snapshot.value,
                                          resize=not self.dont_resize.value)
         self._show(pred, "many", labels=labels)

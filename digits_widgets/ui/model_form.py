@@ -34,7 +34,8 @@ from ..train.options import DATA, HARDWARE, OPTION_NAMES, PRETRAINED, TrainOptio
 from ..train.pretrained import resolve_snapshot
 from ..train.setup import dataset_shapes, gpus_for
 from . import panel_for
-from .fields import ERROR, OK, Field, Verdict, choice_field, text_field
+from .checks import ERROR, OK, Verdict
+from .fields import Field, choice_field, text_field
 from .lr_preview import POLICY_PARAMS, LrPolicyEditor, option_field
 from .network_summary import NetworkSummaryView
 from .network_tabs import CUSTOM, PREVIOUS, STANDARD, NetworkTabs  # noqa: F401 - the tab indices, all three

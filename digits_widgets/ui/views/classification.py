@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Sequence
 import ipywidgets as w
 import numpy as np
 
-from . import DEFAULT_SIZE, View, message
+from .base import DEFAULT_SIZE, View, message
 
 if TYPE_CHECKING:
     from ...data.dataset import DatasetJob

@@ -22,7 +22,7 @@ import numpy as np
 from ipycanvas import Canvas, hold_canvas
 from PIL import Image
 
-from . import DEFAULT_SIZE, View, message
+from .base import DEFAULT_SIZE, View, message
 
 if TYPE_CHECKING:
     from ...data.dataset import DatasetJob

@@ -14,7 +14,7 @@ import ipywidgets as w
 import numpy as np
 
 from ..images import png_bytes
-from . import DEFAULT_SIZE, View, message, numbers_html
+from .base import DEFAULT_SIZE, View, message, numbers_html
 
 if TYPE_CHECKING:
     from ...data.dataset import DatasetJob

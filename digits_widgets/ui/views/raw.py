@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as w
 import numpy as np
 
-from . import DEFAULT_SIZE, View, numbers_html
+from .base import DEFAULT_SIZE, View, numbers_html
 
 if TYPE_CHECKING:
     from ...data.dataset import DatasetJob

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..images import default_palette
-from . import DEFAULT_SIZE, View, message
+from .base import DEFAULT_SIZE, View, message
 from .image import captioned, image_widget, output_image
 
 if TYPE_CHECKING:

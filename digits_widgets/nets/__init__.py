@@ -2,7 +2,8 @@
 networks, and the one wrapper (TrainableNet) the trainer drives. Imports torch and numpy only, never widgets."""
 from . import helpers, zoo
 from . import helpers as digits
-from .network import Network, build_network
+from .built import Network
+from .network import build_network
 from .source import exec_network_source, format_user_traceback
 from .tower import Tower, model_property
 from .trainable import StepOutput, TrainableNet, default_loss

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import NetworkError
-from .network import Network
+from .built import Network
 from .source import network_error
 
 __all__ = ["LayerRow", "NetworkSummary", "summarize"]

@@ -15,6 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from ...errors import NetworkError
+from ..built import Network, check_input_shape, dry_run
+from ..trainable import TrainableNet
 from . import blob_layers as B
 from . import layers as L
 from . import loss_layers as LL
@@ -304,16 +306,14 @@ def _add_net(module, state_dict, prefix, local_metadata, strict, missing, unexpe
 
 
 def build_caffe_network(text: str, input_shape: tuple[int, int, int], nclasses: int = 0,
-                        name: str = 'network', label_shape: tuple[int, ...] | None = None):
-    """A :class:`~digits_widgets.nets.network.Network` (style ``'module'``) from Caffe prototxt ``text`` for
+                        name: str = 'network', label_shape: tuple[int, ...] | None = None) -> Network:
+    """A :class:`~digits_widgets.nets.built.Network` (style ``'module'``) from Caffe prototxt ``text`` for
     inputs of ``input_shape`` ``(C, H, W)``. Blobs with ``lr_mult: 0`` are frozen at once; the optimizer groups
     come from ``network.module.inner.param_groups(base_lr, weight_decay)``. Raises NetworkError when the text
     does not parse (naming the line) or a layer is unsupported or does not fit (naming layer, type and line).
     ``label_shape`` (the dataset's, when known) lets the build's dry run check the loss layers too, as
     :func:`~digits_widgets.nets.network.build_network` does."""
-    from ..network import Network, TrainableNet, _dry_run, _shape
-
-    shape = _shape(input_shape)
+    shape = check_input_shape(input_shape)
     net = CaffeNet(text, shape, name, int(nclasses))
     net.freeze()
     inner = CaffeModule(net)
@@ -321,9 +321,9 @@ def build_caffe_network(text: str, input_shape: tuple[int, int, int], nclasses: 
     module.train()
     try:
         if label_shape is None:
-            _dry_run(module, shape, int(nclasses))
+            dry_run(module, shape, int(nclasses))
         else:
-            _dry_run(module, shape, int(nclasses), tuple(int(v) for v in label_shape))
+            dry_run(module, shape, int(nclasses), tuple(int(v) for v in label_shape))
     except NetworkError:
         raise
     except Exception as exc:  # noqa: BLE001

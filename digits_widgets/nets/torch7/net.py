@@ -1,4 +1,4 @@
-"""A DIGITS Torch7 network (Lua text) as a :class:`~digits_widgets.nets.network.Network`.
+"""A DIGITS Torch7 network (Lua text) as a :class:`~digits_widgets.nets.built.Network`.
 
 DIGITS' contract (``digits/tools/torch/main.lua``): the text returns ``function(params)``; ``params`` holds
 ``ngpus``, ``inputShape`` (a tensor {channels, height, width}, read 1-based: ``inputShape[1]`` is the channel
@@ -19,6 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from ...errors import NetworkError
+from ..built import Network, check_input_shape, dry_run, torch7_settings
+from ..trainable import TrainableNet
 from .lua import LuaSession
 from .modules import Criterion
 from .namespace import CRITERIA, MODULES, TreeBuilder
@@ -90,8 +92,6 @@ def _settings(session: LuaSession, builder: TreeBuilder, table: Any) -> dict[str
 def _located_dry_run(net: Any, builder: TreeBuilder, name: str, shape: tuple[int, int, int], nclasses: int,
                      label_shape: tuple[int, ...] | None) -> None:
     """The build's dry run; a failure names the innermost Lua module that was running, and its line."""
-    from ..network import _dry_run
-
     stack: list[nn.Module] = []
 
     def enter(mod: nn.Module, args: Any) -> None:
@@ -106,7 +106,7 @@ def _located_dry_run(net: Any, builder: TreeBuilder, name: str, shape: tuple[int
             handles.append(m.register_forward_pre_hook(enter))
             handles.append(m.register_forward_hook(leave))
     try:
-        _dry_run(net, shape, nclasses, label_shape)
+        dry_run(net, shape, nclasses, label_shape)
     except NetworkError:
         raise
     except Exception as exc:  # noqa: BLE001 - a layer that does not fit the input: say which
@@ -121,18 +121,16 @@ def _located_dry_run(net: Any, builder: TreeBuilder, name: str, shape: tuple[int
 
 def build_torch7_network(text: str, input_shape: tuple[int, int, int], nclasses: int = 0,
                          params: dict[str, Any] | None = None, name: str = 'network',
-                         label_shape: tuple[int, ...] | None = None):
-    """A :class:`~digits_widgets.nets.network.Network` (style ``'torch7'``) from DIGITS Torch7 Lua ``text``
+                         label_shape: tuple[int, ...] | None = None) -> Network:
+    """A :class:`~digits_widgets.nets.built.Network` (style ``'torch7'``) from DIGITS Torch7 Lua ``text``
     for inputs of ``input_shape`` ``(C, H, W)``. Raises NetworkError: lupa missing (naming the extra to
     install), a Lua error (with its traceback and line), an unknown module, or a layer that does not fit."""
-    from ..network import Network, TrainableNet, _shape, _torch7_settings
-
-    shape = _shape(input_shape)
+    shape = check_input_shape(input_shape)
     nclasses = int(nclasses)
     session = LuaSession(list(MODULES), list(CRITERIA), name)
     builder = TreeBuilder(session)
     table = session.run(text, _lua_params(shape, nclasses, params))
-    settings = _torch7_settings(_settings(session, builder, table))
+    settings = torch7_settings(_settings(session, builder, table))
     loss = settings.pop('loss', None)
     if loss is None and nclasses > 0:
         loss = Criterion('ClassNLLCriterion')

@@ -22,6 +22,23 @@ def jobs_root(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def opened_job_files(monkeypatch):
+    """The job.json files opened (for reading or writing) while the test runs, in order; ``clear()`` it to
+    count from a later point."""
+    import builtins
+
+    paths: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        if str(file).endswith("job.json"):
+            paths.append(str(file))
+        return real_open(file, *args, **kwargs)
+    monkeypatch.setattr(builtins, "open", counting_open)
+    return paths
+
+
+@pytest.fixture
 def grads():
     """A small finished gradients dataset named "g" (64 train, 16 val, 8x8)."""
     from support import gradients_dataset

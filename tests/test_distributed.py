@@ -67,3 +67,23 @@ def test_killed_torchrun_job_resumes_from_its_checkpoint(grads):
     assert done_epochs.wait(300) == "Done", (job.dir / "torchrun.log").read_text()[-3000:]
     val_epochs = [r["epoch"] for r in done_epochs.metrics("val")]
     assert val_epochs == [float(e) for e in range(ck_epoch + 3)]
+
+
+FAILING = NET.replace("        return digits.mse_loss(self.inference, self.y)",
+                      "        raise ValueError('the loss is not ready')")
+
+
+def test_a_failing_network_ends_a_torchrun_job_as_it_ends_a_thread_job(grads):
+    """One ending path (JobRunner.run_to_end): Error with the same message and the traceback in train.log."""
+    here = dw.train(grads, FAILING, "thread", epochs=1, batch_size=16)
+    there = dw.train(grads, FAILING, "torchrun", launcher="torchrun", nproc=2, epochs=1, batch_size=16)
+    assert here.wait(60, raise_on_error=False) == "Error"
+    assert there.wait(300, raise_on_error=False) == "Error", (there.dir / "torchrun.log").read_text()[-3000:]
+    assert here.error.rstrip().endswith("ValueError: the loss is not ready"), here.error[-300:]
+    assert there.error.replace("torchrun", "thread") == here.error, "the same message, but for the job's name"
+    assert there.process.returncode != 0, "the workers exit 1, so torchrun reports the failure too"
+    for job in (here, there):
+        log = (job.dir / "train.log").read_text()
+        assert " ERROR Traceback" in log and "ValueError: the loss is not ready" in log, log[-2000:]
+        assert [s for s, *_ in job.record["status_history"]][-2:] == ["Running", "Error"]
+        assert not job.path("control", "abort").exists()

@@ -1,7 +1,6 @@
 """store.jobs_feed: the jobs directory followed by stats, re-reading only the job.json files that changed."""
 from __future__ import annotations
 
-import builtins
 import json
 import shutil
 import socket
@@ -17,17 +16,8 @@ from digits_widgets.store.jobs_feed import JobsFeed
 
 
 @pytest.fixture
-def opened(monkeypatch):
-    """The job.json files opened (for reading or writing) while the test runs, in order."""
-    paths: list[str] = []
-    real_open = builtins.open
-
-    def counting_open(file, *args, **kwargs):
-        if str(file).endswith("job.json"):
-            paths.append(str(file))
-        return real_open(file, *args, **kwargs)
-    monkeypatch.setattr(builtins, "open", counting_open)
-    return paths
+def opened(opened_job_files):
+    return opened_job_files
 
 
 def test_new_jobs_are_added_and_an_unchanged_directory_reads_no_job_json(jobs_root, opened):

@@ -234,20 +234,12 @@ def test_open_job_name_and_notes_are_edited_into_job_json(grads, panel):
 
 
 # ---- the jobs directory through its feed: an idle table reads no job.json, a running row still ticks ---------
-def test_an_idle_refresh_reads_no_job_json_and_leaves_rows_alone(grads, panel, monkeypatch):
-    import builtins
-
+def test_an_idle_refresh_reads_no_job_json_and_leaves_rows_alone(grads, panel, opened_job_files):
     job = _train(grads, "idle", start=False)
     jobs = panel()
     texts = {i: t.rows[i].texts for t in (jobs.datasets, jobs.models) for i in t.rows}
-    opened = []
-    real_open = builtins.open
-
-    def counting_open(file, *args, **kwargs):
-        if str(file).endswith("job.json"):
-            opened.append(str(file))
-        return real_open(file, *args, **kwargs)
-    monkeypatch.setattr(builtins, "open", counting_open)
+    opened = opened_job_files
+    opened.clear()
     for _ in range(3):
         jobs.refresh()
     assert opened == [], "nothing changed: each job.json is stat'ed, none parsed"

@@ -11,7 +11,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, field as dataclass_field
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -133,6 +133,30 @@ def _read_lines(path: str, field: str, what: str) -> list[str]:
         raise DatasetError(f'Cannot read {what.lower()} {path}: {exc}', field=field) from exc
 
 
+@dataclass(frozen=True)
+class ListLine:
+    """One line of a DIGITS list file that is not blank or a comment. ``image`` (as written, ``~`` expanded)
+    and ``label`` are None when the line has no whole-number label >= 0: DIGITS skips such a line."""
+    number: int           # 1-based line number
+    text: str             # the line, stripped
+    image: str | None
+    label: int | None
+
+
+def list_lines(lines: Iterable[str]) -> Iterator[ListLine]:
+    """The lines of a DIGITS list file, '<image path> <integer label>', as :class:`ListLine`: the one reading
+    of the format, for the dataset job and for the form's check as the user types."""
+    for number, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line or line.startswith('#'):
+            continue
+        match = _LIST_LINE.match(line)
+        if match is None:
+            yield ListLine(number, line, None, None)
+        else:
+            yield ListLine(number, line, os.path.expanduser(match.group(1).strip()), int(match.group(2)))
+
+
 def read_image_list(path: str | os.PathLike, folder: str | os.PathLike | None = None,
                     field: str = 'train_list', warn: Callable[[str], None] | None = None) -> list[tuple[str, int]]:
     """Read a DIGITS list file: '<image path> <integer label>' per line, '#' comments and blank lines ignored.
@@ -150,16 +174,11 @@ def read_image_list(path: str | os.PathLike, folder: str | os.PathLike | None = 
         raise DatasetError(f'Images folder for {list_path} does not exist: {base}', field=field)
     items: list[tuple[str, int]] = []
     bad: list[str] = []
-    for number, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line or line.startswith('#'):
-            continue
-        match = _LIST_LINE.match(line)
-        if match is None:
-            bad.append(f'line {number}: {line!r}')
-            continue
-        image = os.path.expanduser(match.group(1).strip())
-        items.append((os.path.normpath(os.path.join(base, image)), int(match.group(2))))
+    for entry in list_lines(lines):
+        if entry.image is None:
+            bad.append(f'line {entry.number}: {entry.text!r}')
+        else:
+            items.append((os.path.normpath(os.path.join(base, entry.image)), entry.label))
     shown_bad = '; '.join(bad[:_SHOWN]) + (f' (and {len(bad) - _SHOWN} more)' if len(bad) > _SHOWN else '')
     if not items:
         why = (f' {len(bad)} line(s) had no valid label: {shown_bad}.' if bad else '')

@@ -9,17 +9,16 @@ folder costs a fraction of a second, and say "100000+" rather than pretending to
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..data.images import is_image_file
+from ..data.sources import list_lines
 from ..store.lmdb_db import open_db, read_mean
 from .images import shape_text
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 SCAN_CAP = 100_000
-_LIST_LINE = re.compile(r"(.+)\s+(\d+)\s*$")  # DIGITS' text-list line: "<image path> <integer label>"
 
 
 @dataclass(frozen=True)
@@ -180,16 +179,12 @@ def list_file_check(path: str, folder: str | None) -> Verdict:
     n, top, capped, missing = 0, -1, False, None
     skipped: list[str] = []   # DIGITS skips lines without a valid label (the dataset job warns and counts them)
     with open(full, encoding="utf-8-sig", errors="replace") as fh:
-        for number, raw in enumerate(fh, 1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
+        for entry in list_lines(fh):
+            if entry.image is None:
+                skipped.append(f"line {entry.number}: {entry.text[:60]!r}")
                 continue
-            match = _LIST_LINE.match(line)
-            if match is None:
-                skipped.append(f"line {number}: {line[:60]!r}")
-                continue
-            n, top = n + 1, max(top, int(match.group(2)))
-            image = os.path.join(base, os.path.expanduser(match.group(1).strip()))
+            n, top = n + 1, max(top, entry.label)
+            image = os.path.join(base, entry.image)
             if n <= 5 and missing is None and not os.path.isfile(image):
                 missing = image
             if n >= SCAN_CAP:

@@ -34,6 +34,7 @@ import numpy as np
 from bqplot import Axis, Figure, LinearScale, Lines
 
 from ..errors import DigitsError
+from ..store import events
 from ..store.events import Event
 from ..store.feed import job_feed
 from ..store.jobs import ABORTED, ACTIVE, DONE, ERROR, WAITING
@@ -163,9 +164,9 @@ class TrainingPanel(widgets.VBox):
         self._render(status_changed=True, logs_changed=True, force=True)
 
     # ---- live events -----------------------------------------------------------------------------
-    def _on_events(self, events: list[Event]) -> None:
+    def _on_events(self, batch: list[Event]) -> None:
         status_changed = logs_changed = False
-        for e in events:
+        for e in batch:
             kind = e.get("type")
             if kind == "metric":
                 self._add_metric(e)
@@ -286,7 +287,7 @@ class TrainingPanel(widgets.VBox):
         with contextlib.ExitStack() as stack:   # buttons follow at once, not at the next tick
             for widget in self._synced:
                 stack.enter_context(widget.hold_sync())
-            self._on_events([{"type": "status"}])
+            self._on_events([events.status(self.job.status, self.job.error)])
 
     # ---- the static PNG ----------------------------------------------------------------------------
     def curves_png(self) -> bytes:

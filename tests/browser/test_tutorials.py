@@ -10,10 +10,18 @@ attributes with negative sizes from a widget laid out at zero width). The first 
 as test-artifacts/run_all_<notebook>_during_training.png (again once a line has 6 points), for a person to
 look at.
 
+Growth can only be seen in a training whose metrics keep coming long enough to be sampled: the pump draws
+at most 5 times a second, a chart line at most twice, the page is sampled 4 times. A notebook whose
+trainings all log their first and last metric less than ``WATCHABLE_S`` apart (notebook 01 at the quick
+settings: a linear regression on 300 images, well under a second each) shows its curves complete, which is
+all a person could see too; for it the test asserts that every training ended Done and says how long the
+longest logged, instead of asserting growth.
+
 Every wait is for a condition; the sampling loop ends when Run All's promise resolves.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -27,6 +35,7 @@ pytestmark = pytest.mark.browser
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 RUN_TIMEOUT = 900   # seconds for one quick Run All on a loaded 2-core machine
+WATCHABLE_S = 1.0   # a training logging this long has its chart redrawn (every 0.5 s) while sampled (4/s)
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 # Each training panel: its title text and the points of its loss figure's first line (-1: not drawn yet).
@@ -54,6 +63,20 @@ def _screenshot_panel(page, key: str, path: Path) -> None:
         path.with_suffix(".error.txt").write_text(repr(e))
 
 
+def _trainings_since(jobs_dir: Path, t0: float) -> dict[str, tuple[str, float]]:
+    """Model jobs created since ``t0``: name → (final status, seconds from its first metric to its last),
+    the span in which its chart could move, from job.json and metrics.jsonl."""
+    found = {}
+    for record_path in jobs_dir.glob("*/job.json"):
+        record = json.loads(record_path.read_text())
+        if record.get("kind") != "model" or record.get("created", 0) < t0:
+            continue
+        metrics = record_path.with_name("metrics.jsonl")
+        times = [json.loads(line)["time"] for line in metrics.read_text().splitlines()] if metrics.exists() else []
+        found[record["name"]] = (record["status_history"][-1][0], max(times) - min(times) if times else 0.0)
+    return found
+
+
 def _start_run_all(page) -> None:
     page.evaluate(_js("""const p = __dwPanel(null);
         window.jupyterapp.shell.activateById(p.id);
@@ -68,6 +91,7 @@ def _start_run_all(page) -> None:
 def test_run_all_shows_charts_growing_during_training(page, lab, nb_dir, stopwatch, source):
     nb = nb_dir / source.name
     shutil.copy(source, nb)
+    t0 = time.time()
     assert nbformat.read(nb, as_version=4).metadata["kernelspec"]["name"] == "python3"
     with stopwatch("open"):
         open_notebook(page, lab, nb)
@@ -93,7 +117,15 @@ def test_run_all_shows_charts_growing_during_training(page, lab, nb_dir, stopwat
     errors = notebook_errors(page)
     assert state.get("ok") is True and not errors, f"Run All of {source.name} failed: {state} " + "\n".join(
         f"cell {e['cell']}: {e['ename']}: {e['evalue']}" for e in errors)
-    assert grew, (f"{source.name}: no training chart gained points while its panel said Running "
-                  f"(last seen: {seen})")
-    print(f"{source.name}: charts grew while running: {grew[:3]}{' ...' if len(grew) > 3 else ''}")
+    trainings = _trainings_since(lab.jobs_dir, t0)
+    assert trainings, f"{source.name}: Run All trained nothing"
+    longest = max(ran for _, ran in trainings.values())
+    if longest >= WATCHABLE_S:
+        assert grew, (f"{source.name}: no training chart gained points while its panel said Running "
+                      f"(last seen: {seen}; trainings: {trainings})")
+        print(f"{source.name}: charts grew while running: {grew[:3]}{' ...' if len(grew) > 3 else ''}")
+    else:
+        assert all(status == "Done" for status, _ in trainings.values()), trainings
+        print(f"{source.name}: every training logged its metrics within {longest:.2f} s, too short to be "
+              f"sampled while Running ({len(grew)} growths seen): {trainings}")
     assert_no_widget_errors(page)

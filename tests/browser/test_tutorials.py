@@ -29,7 +29,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lab import _js, _ms, assert_no_widget_errors, notebook_errors, open_notebook
+from lab import _js, assert_no_widget_errors, notebook_errors, open_notebook
 
 pytestmark = pytest.mark.browser
 
